@@ -1,0 +1,88 @@
+/**
+ * Bundles src/ into the one file users run: `npm run build [-- --vendor FILE] [-- --outfile FILE]`.
+ * The vendor's JSON (product, endpoint, API key, config and state dirs) replaces vendor.json in
+ * the bundle after validation, so a flavour needs no source edit.
+ */
+import { build as esbuild, type Plugin } from 'esbuild';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { validateVendorConfig } from '../src/vendor.ts';
+
+const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.js');
+const DEFAULT_VENDOR_FILE = path.join(projectDir, 'vendor.json');
+const BUNDLED_LICENSES = ['undici', 'semver'];
+
+export interface BuildOptions {
+  vendorFile?: string;
+  outfile?: string;
+}
+
+function readVendorFile(file: string): string {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new Error(`${file}: cannot read vendor file (${(error as NodeJS.ErrnoException).code})`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
+  }
+  return JSON.stringify(validateVendorConfig(parsed, file));
+}
+
+/** Serves the chosen vendor file wherever src/ imports vendor.json. */
+function vendorPlugin(vendorJson: string): Plugin {
+  return {
+    name: 'vendor-config',
+    setup(build) {
+      build.onResolve({ filter: /(^|\/)vendor\.json$/ }, () => ({ path: 'vendor.json', namespace: 'vendor' }));
+      build.onLoad({ filter: /.*/, namespace: 'vendor' }, () => ({ contents: vendorJson, loader: 'json' }));
+    },
+  };
+}
+
+function licenseFooter(): string {
+  const notices = BUNDLED_LICENSES.map((name) => {
+    const license = readFileSync(path.join(projectDir, 'node_modules', name, 'LICENSE'), 'utf8').trim();
+    return `${name}:\n${license}`;
+  });
+  return `/*\nThis file bundles the following packages under their licenses.\n\n${notices.join('\n\n').replaceAll('*/', '* /')}\n*/`;
+}
+
+export async function build({ vendorFile = DEFAULT_VENDOR_FILE, outfile = DEFAULT_OUTFILE }: BuildOptions = {}): Promise<string> {
+  const vendorJson = readVendorFile(vendorFile);
+  const toolVersion = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')).version as string;
+  await esbuild({
+    entryPoints: [path.join(projectDir, 'src/main.ts')],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node18.19',
+    minify: true,
+    legalComments: 'none',
+    banner: { js: '#!/usr/bin/env node' },
+    footer: { js: licenseFooter() },
+    define: { TOOL_VERSION: JSON.stringify(toolVersion) },
+    plugins: [vendorPlugin(vendorJson)],
+    logLevel: 'warning',
+  });
+  return outfile;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { vendor: { type: 'string' }, outfile: { type: 'string' } } });
+  build({ vendorFile: values.vendor && path.resolve(values.vendor), outfile: values.outfile && path.resolve(values.outfile) }).then(
+    (outfile) => console.log(`built ${path.relative(process.cwd(), outfile)}`),
+    (error: Error) => {
+      console.error(`build failed: ${error.message}`);
+      process.exitCode = 1;
+    },
+  );
+}

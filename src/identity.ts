@@ -1,0 +1,62 @@
+import { createHmac } from 'node:crypto';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { readText } from './detect/fs.ts';
+
+const MACHINE_ID = /^[0-9a-f]{32}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const DISTINCT_ID_FILE = 'distinct-id';
+
+export interface IdentityInput {
+  root: string;
+  product: string;
+  stateDir: string;
+  /** false under --dry-run: a new random id is shown but not kept. */
+  persist: boolean;
+  uuid: () => string;
+}
+
+/**
+ * An id for this product on this machine, as systemd derives application-specific ids: an
+ * HMAC-SHA256 of /etc/machine-id keyed by the product, shaped as a UUID v4. Stable across
+ * reinstalls, yet neither the raw machine id nor another vendor's id can be derived from it.
+ * Without a machine id (an empty one in a container image does not count) a random id is kept
+ * in the state dir, readable by its owner only.
+ */
+export function distinctId(input: IdentityInput): string {
+  const machineId = readText(input.root, 'etc/machine-id')?.trim();
+  if (machineId && MACHINE_ID.test(machineId)) return appSpecificId(machineId, input.product);
+  return storedRandomId(input);
+}
+
+export function appSpecificId(machineId: string, product: string): string {
+  const bytes = createHmac('sha256', product).update(machineId).digest().subarray(0, 16);
+  bytes[6] = (bytes[6] & 0x0f) | 0x40;
+  bytes[8] = (bytes[8] & 0x3f) | 0x80;
+  const hex = bytes.toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
+
+function storedRandomId({ stateDir, persist, uuid }: IdentityInput): string {
+  const file = path.join(stateDir, DISTINCT_ID_FILE);
+  try {
+    const stored = readFileSync(file, 'utf8').trim();
+    if (UUID.test(stored)) return stored;
+  } catch {
+    // none stored yet, or unreadable: make one below
+  }
+  const id = uuid();
+  if (persist) {
+    // Written whole then renamed, so a concurrent run never reads half an id.
+    const temporary = `${file}.${id}.tmp`;
+    try {
+      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+      writeFileSync(temporary, `${id}\n`, { mode: 0o600, flag: 'wx' });
+      renameSync(temporary, file);
+    } catch {
+      // A read-only or full disk costs only stability of the id, never the event.
+      rmSync(temporary, { force: true });
+    }
+  }
+  return id;
+}

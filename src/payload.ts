@@ -1,0 +1,49 @@
+import type { DetectionProperties } from './detect/index.ts';
+import type { EventProperties } from './events.ts';
+
+/** Bumped whenever a property is added, removed or changes meaning. */
+export const SCHEMA_VERSION = 1;
+
+export interface CaptureEvent {
+  api_key: string;
+  event: string;
+  uuid: string;
+  timestamp: string;
+  properties: Record<string, unknown> & { distinct_id: string };
+}
+
+export interface CaptureInput {
+  apiKey: string;
+  event: string;
+  distinctId: string;
+  product: string;
+  version: { product_version: string; product_version_semver: string };
+  system: DetectionProperties;
+  eventProperties: EventProperties;
+  uuid: string;
+  timestamp: Date;
+}
+
+/**
+ * The PostHog capture body. `$ip` is pinned to loopback so the receiver does not record the
+ * sender's address, and `$process_person_profile: false` keeps PostHog from building a person
+ * profile out of anonymous events.
+ */
+export function toCapture(input: CaptureInput): CaptureEvent {
+  return {
+    api_key: input.apiKey,
+    event: input.event,
+    uuid: input.uuid,
+    timestamp: input.timestamp.toISOString(),
+    properties: {
+      distinct_id: input.distinctId,
+      $ip: '127.0.0.1',
+      $process_person_profile: false,
+      product: input.product,
+      ...input.version,
+      schema_version: SCHEMA_VERSION,
+      ...input.system,
+      ...input.eventProperties,
+    },
+  };
+}

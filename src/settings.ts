@@ -1,0 +1,107 @@
+import path from 'node:path';
+import { isIP } from 'node:net';
+import { UsageError } from './errors.ts';
+import type { VendorConfig } from './vendor.ts';
+
+export type Env = Readonly<Record<string, string | undefined>>;
+export type OptionValues = Readonly<Record<string, string | boolean | string[] | undefined>>;
+
+export interface Settings {
+  product: string;
+  endpoint: URL;
+  apiKey: string;
+  configDir: string;
+  stateDir: string;
+  productVersion: string | undefined;
+  timeoutMs: number;
+  logFile: string | undefined;
+  root: string;
+  dryRun: boolean;
+  background: boolean;
+  disableFlag: boolean;
+}
+
+export const DEFAULT_TIMEOUT_MS = 2000;
+const MAX_TIMEOUT_MS = 10 * 60 * 1000;
+
+/** One source of a setting, in precedence order: the flag, then its variable, then the build. */
+interface Source {
+  value: string;
+  name: string;
+}
+
+function pick(values: OptionValues, env: Env, flag: string, variable: string | undefined, fallback: string | undefined): Source | undefined {
+  const fromFlag = values[flag];
+  if (typeof fromFlag === 'string') return { value: fromFlag, name: `--${flag}` };
+  const fromEnv = variable === undefined ? undefined : env[variable];
+  if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, name: variable as string };
+  return fallback === undefined ? undefined : { value: fallback, name: 'the build-time default' };
+}
+
+function nonEmpty(source: Source): string {
+  if (source.value.trim() === '') throw new UsageError(`${source.name} must not be empty`);
+  return source.value;
+}
+
+function directory(source: Source): string {
+  return path.resolve(nonEmpty(source));
+}
+
+/** Merge order written out once: build-time default, then environment, then flag. */
+export function resolveSettings(values: OptionValues, env: Env, vendor: VendorConfig): Settings {
+  const logFile = pick(values, env, 'log-file', 'TELEMETRY_LOG_FILE', undefined);
+  const productVersion = pick(values, env, 'product-version', 'TELEMETRY_PRODUCT_VERSION', undefined);
+  return {
+    product: vendor.product,
+    endpoint: parseEndpoint(pick(values, env, 'endpoint', 'TELEMETRY_ENDPOINT', vendor.endpoint) as Source),
+    apiKey: nonEmpty(pick(values, env, 'api-key', 'TELEMETRY_API_KEY', vendor.apiKey) as Source),
+    configDir: directory(pick(values, env, 'config-dir', 'TELEMETRY_CONFIG_DIR', vendor.configDir) as Source),
+    stateDir: directory(pick(values, env, 'state-dir', 'TELEMETRY_STATE_DIR', vendor.stateDir) as Source),
+    productVersion: productVersion?.value,
+    timeoutMs: parseTimeout(pick(values, env, 'timeout', 'TELEMETRY_TIMEOUT_MS', String(DEFAULT_TIMEOUT_MS)) as Source),
+    logFile: logFile && path.resolve(nonEmpty(logFile)),
+    root: typeof values.root === 'string' ? directory({ value: values.root, name: '--root' }) : '/',
+    dryRun: values['dry-run'] === true,
+    background: values.background === true,
+    disableFlag: values['disable-telemetry'] === true,
+  };
+}
+
+function parseTimeout(source: Source): number {
+  if (!/^\d+$/.test(source.value.trim())) {
+    throw new UsageError(`${source.name} must be a whole number of milliseconds, got "${source.value}"`);
+  }
+  const ms = Number(source.value.trim());
+  if (ms < 1 || ms > MAX_TIMEOUT_MS) throw new UsageError(`${source.name} must be between 1 and ${MAX_TIMEOUT_MS} ms, got ${ms}`);
+  return ms;
+}
+
+export function isLoopbackHost(hostname: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '');
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  // URL keeps an IPv4-mapped address in hex: [::ffff:127.0.0.1] becomes [::ffff:7f00:1].
+  if (isIP(host) === 6) return host === '::1' || /^::ffff:7f[0-9a-f]{2}:/.test(host);
+  return false;
+}
+
+/**
+ * https: anywhere; http: only to this machine, so an event can never cross a network in clear
+ * text. Decided from the URL alone, before any lookup or connection.
+ */
+export function parseEndpoint(source: Source): URL {
+  let url: URL;
+  try {
+    url = new URL(source.value);
+  } catch {
+    throw new UsageError(`${source.name} is not a valid URL: "${source.value}"`);
+  }
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    throw new UsageError(`${source.name} uses http: for a non-loopback host "${url.hostname}"; use https: (http: is only for 127.0.0.1, [::1] or localhost)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new UsageError(`${source.name} must be an https: URL, got "${url.protocol}"`);
+  }
+  if (url.username || url.password) throw new UsageError(`${source.name} must not carry credentials`);
+  return url;
+}
