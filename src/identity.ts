@@ -55,7 +55,11 @@ function storedRandomId({ stateDir, persist, uuid }: IdentityInput): string {
       renameSync(temporary, file);
     } catch {
       // A read-only or full disk costs only stability of the id, never the event.
-      rmSync(temporary, { force: true });
+      try {
+        rmSync(temporary, { force: true });
+      } catch {
+        // nothing was created
+      }
     }
   }
   return id;

@@ -82,7 +82,7 @@ async function reportEvent(command: EventName, values: OptionValues, ctx: Contex
     return 0;
   }
   try {
-    await postJson({ url: captureUrl(settings.endpoint), body, budgetMs: settings.timeoutMs - ctx.elapsedMs(), userAgent: `${PROGRAM}/${ctx.toolVersion}` });
+    await postJson({ url: captureUrl(settings.endpoint), body, budgetMs: Math.floor(settings.timeoutMs - ctx.elapsedMs()), userAgent: `${PROGRAM}/${ctx.toolVersion}` });
     appendLog(settings.logFile, body);
     debug(ctx, `sent ${command} ${payload.uuid}`);
   } catch (error) {
