@@ -13,7 +13,7 @@ import { validateVendorConfig } from '../src/vendor.ts';
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.js');
 const DEFAULT_VENDOR_FILE = path.join(projectDir, 'vendor.json');
-const BUNDLED_LICENSES = ['undici', 'semver'];
+const BUNDLED_LICENSES = ['semver'];
 
 export interface BuildOptions {
   vendorFile?: string;

@@ -1,10 +1,10 @@
-import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import { performance } from 'node:perf_hooks';
 import type { Platform } from './detect/index.ts';
 import type { Env } from './settings.ts';
 import { VENDOR } from './vendor-config.ts';
 import type { VendorConfig } from './vendor.ts';
+
+export const PROGRAM = 'anonymous-statistics';
 
 /** Everything a run touches outside its own code. Tests build one literal; nothing is patched. */
 export interface Context {
@@ -15,7 +15,8 @@ export interface Context {
   uuid: () => string;
   stdout: (text: string) => void;
   stderr: (text: string) => void;
-  platform: Platform;
+  /** Asked for only once a run goes past the opt-out check. */
+  platform: () => Platform;
   vendor: VendorConfig;
   toolVersion: string;
   /** Ends the process with exit code 0 once `ms` have passed, whatever is still pending. */
@@ -24,18 +25,35 @@ export interface Context {
 
 declare const TOOL_VERSION: string | undefined;
 
-/** The only place that reads process state, the clock and the random source. */
-export function createContext(): Context {
-  return {
+/**
+ * The only place that reads process state, the clock and the random source. `exit` ends the
+ * process as soon as stdout is flushed: a closing socket or a library timer must not hold a
+ * daemon's hook after the work is done.
+ */
+export function createContext(): { ctx: Context; exit: (code: number) => void } {
+  let usedStdout = false;
+  const ctx: Context = {
     env: process.env,
     now: () => new Date(),
     elapsedMs: () => performance.now(),
-    uuid: randomUUID,
-    stdout: (text) => void process.stdout.write(text),
+    // Loaded on first use: node:crypto pulls in streams and costs an opted-out run milliseconds.
+    uuid: () => (require('node:crypto') as typeof import('node:crypto')).randomUUID(),
+    stdout: (text) => {
+      usedStdout = true;
+      process.stdout.write(text);
+    },
     stderr: (text) => void process.stderr.write(text),
-    platform: { type: os.type(), release: os.release(), machine: os.machine() },
+    platform: () => ({ type: os.type(), release: os.release(), machine: os.machine() }),
     vendor: VENDOR,
     toolVersion: typeof TOOL_VERSION === 'string' ? TOOL_VERSION : 'development',
     armDeadline: (ms) => void setTimeout(() => process.exit(0), Math.max(0, ms)).unref(),
   };
+  // Touching process.stdout builds a stream (and loads node:stream): only when it was used.
+  const exit = (code: number) => (usedStdout ? process.stdout.write('', () => process.exit(code)) : process.exit(code));
+  return { ctx, exit };
+}
+
+/** A line on stderr when TELEMETRY_DEBUG is set: why an event was skipped or not delivered. */
+export function debug(ctx: Context, line: string): void {
+  if (ctx.env.TELEMETRY_DEBUG) ctx.stderr(`${PROGRAM}: ${line}\n`);
 }

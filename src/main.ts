@@ -1,6 +1,5 @@
 import { createContext } from './context.ts';
 import { main } from './run.ts';
 
-void main(process.argv.slice(2), createContext()).then((code) => {
-  process.exitCode = code;
-});
+const { ctx, exit } = createContext();
+void main(process.argv.slice(2), ctx).then(exit);

@@ -1,18 +1,11 @@
-import { appendFileSync } from 'node:fs';
 import { HELP, parseInvocation, type Invocation } from './cli.ts';
 import { disableTelemetry, enableTelemetry } from './consent.ts';
-import type { Context } from './context.ts';
-import { detectSystem } from './detect/index.ts';
+import { debug, PROGRAM, type Context } from './context.ts';
 import { CommandError, UsageError } from './errors.ts';
 import { buildEventProperties, type EventName } from './events.ts';
-import { distinctId } from './identity.ts';
 import { markerPath, optOuts, type OptOut } from './optout.ts';
-import { toCapture } from './payload.ts';
-import { resolveSettings, type OptionValues, type Settings } from './settings.ts';
-import { postJson } from './transport.ts';
-import { productVersionProperties } from './version.ts';
+import { captureUrl, resolveSettings, type OptionValues, type Settings } from './settings.ts';
 
-const PROGRAM = 'anonymous-statistics';
 /** Past the budget, the deadline ends the process this much later at the latest. */
 const DEADLINE_GRACE_MS = 50;
 
@@ -64,49 +57,9 @@ async function reportEvent(command: EventName, values: OptionValues, ctx: Contex
     return 0;
   }
   ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
-  const payload = toCapture({
-    apiKey: settings.apiKey,
-    event: command,
-    distinctId: distinctId({ root: settings.root, product: settings.product, stateDir: settings.stateDir, persist: !settings.dryRun, uuid: ctx.uuid }),
-    product: settings.product,
-    version: productVersionProperties(settings.productVersion),
-    system: detectSystem({ root: settings.root, env: ctx.env, platform: ctx.platform }),
-    eventProperties,
-    uuid: ctx.uuid(),
-    timestamp: ctx.now(),
-  });
-  const body = JSON.stringify(payload);
-  if (settings.dryRun) {
-    ctx.stdout(`${body}\n`);
-    ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${captureUrl(settings.endpoint).href}\n`);
-    return 0;
-  }
-  try {
-    await postJson({ url: captureUrl(settings.endpoint), body, budgetMs: Math.floor(settings.timeoutMs - ctx.elapsedMs()), userAgent: `${PROGRAM}/${ctx.toolVersion}` });
-    appendLog(settings.logFile, body);
-    debug(ctx, `sent ${command} ${payload.uuid}`);
-  } catch (error) {
-    debug(ctx, `could not send ${command} ${payload.uuid}: ${(error as Error).name}: ${(error as Error).message}`);
-  }
+  const { report } = await import('./report.ts');
+  await report(command, eventProperties, settings, optOut, ctx);
   return 0;
-}
-
-/** A bare origin means PostHog's own path; any other path is the vendor's capture URL as given. */
-export function captureUrl(endpoint: URL): URL {
-  return endpoint.pathname === '/' ? new URL('/capture/', endpoint) : endpoint;
-}
-
-function appendLog(logFile: string | undefined, body: string): void {
-  if (logFile === undefined) return;
-  try {
-    appendFileSync(logFile, `${body}\n`, { mode: 0o600 });
-  } catch {
-    // The log is for the user's eyes; a full or read-only disk must not cost the event.
-  }
-}
-
-function debug(ctx: Context, line: string): void {
-  if (ctx.env.TELEMETRY_DEBUG) ctx.stderr(`${PROGRAM}: ${line}\n`);
 }
 
 type Management = (values: OptionValues, ctx: Context) => number;

@@ -1,5 +1,4 @@
 import path from 'node:path';
-import { isIP } from 'node:net';
 import { UsageError } from './errors.ts';
 import type { VendorConfig } from './vendor.ts';
 
@@ -76,13 +75,12 @@ function parseTimeout(source: Source): number {
   return ms;
 }
 
+/**
+ * Takes a hostname as the URL parser leaves it: IPv4 in dotted decimal whatever was written
+ * (http://2130706433/ becomes 127.0.0.1), IPv6 in brackets and compressed, IPv4-mapped in hex.
+ */
 export function isLoopbackHost(hostname: string): boolean {
-  const host = hostname.replace(/^\[|\]$/g, '');
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  // URL keeps an IPv4-mapped address in hex: [::ffff:127.0.0.1] becomes [::ffff:7f00:1].
-  if (isIP(host) === 6) return host === '::1' || /^::ffff:7f[0-9a-f]{2}:/.test(host);
-  return false;
+  return hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname);
 }
 
 /**
@@ -104,4 +102,9 @@ export function parseEndpoint(source: Source): URL {
   }
   if (url.username || url.password) throw new UsageError(`${source.name} must not carry credentials`);
   return url;
+}
+
+/** A bare origin means PostHog's own path; any other path is the vendor's capture URL as given. */
+export function captureUrl(endpoint: URL): URL {
+  return endpoint.pathname === '/' ? new URL('/capture/', endpoint) : endpoint;
 }

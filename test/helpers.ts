@@ -86,7 +86,7 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     uuid: () => `00000000-0000-4000-8000-${String(++counter).padStart(12, '0')}`,
     stdout: (text) => void out.push(text),
     stderr: (text) => void err.push(text),
-    platform: { type: 'Linux', release: '6.1.0-test', machine: 'x86_64' },
+    platform: () => ({ type: 'Linux', release: '6.1.0-test', machine: 'x86_64' }),
     vendor: { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/nonexistent/config', stateDir: '/nonexistent/state' },
     toolVersion: 'test',
     armDeadline: () => undefined,

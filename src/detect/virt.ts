@@ -58,6 +58,31 @@ const CLOCKSOURCES: readonly (readonly [RegExp, VmId])[] = [
   [/\bhyperv_clocksource/, 'microsoft'],
 ];
 
+/**
+ * QEMU/KVM can present Hyper-V's CPUID signature (enlightenments), so like virt.c a Microsoft
+ * answer from CPUID is trusted only after DMI and the rest had their say.
+ */
+function cpuidAnswer(files: RootReader): { id: VmId; via: string } | undefined {
+  const base = 'sys/devices/system/clocksource/clocksource0';
+  const sources = `${files.text(`${base}/available_clocksource`) ?? ''} ${files.text(`${base}/current_clocksource`) ?? ''}`;
+  const clock = CLOCKSOURCES.find(([pattern]) => pattern.test(sources))?.[1];
+  if (clock) return { id: clock, via: 'clocksource' };
+  const origin = /Hypervisor: Origin = "([^"]*)"/.exec(files.text('var/run/dmesg.boot') ?? '')?.[1];
+  if (origin !== undefined) return { id: CPUID_SIGNATURES.find(([sig]) => origin.startsWith(sig))?.[1] ?? 'vm-other', via: 'dmesg.boot' };
+  return undefined;
+}
+
+function cpuidVia(files: RootReader): string {
+  return cpuidAnswer(files)?.via ?? 'cpuid';
+}
+
+function cpuidRow(trustMicrosoft: boolean) {
+  return (files: RootReader) => {
+    const answer = cpuidAnswer(files);
+    return answer && (answer.id === 'microsoft') === trustMicrosoft ? answer.id : undefined;
+  };
+}
+
 function dmiAnswer(files: RootReader): VmId | undefined {
   const values = DMI_FILES.map((name) => files.line(`sys/class/dmi/id/${name}`));
   const [productName, sysVendor] = values;
@@ -65,7 +90,7 @@ function dmiAnswer(files: RootReader): VmId | undefined {
     const hit = value && DMI_VENDORS.find(([prefix]) => value.startsWith(prefix));
     if (!hit) continue;
     // EC2 bare-metal instances carry the same vendor as VMs; only the product name tells them apart.
-    if (hit[1] === 'amazon' && productName?.includes('.metal')) return undefined;
+    if (hit[1] === 'amazon' && /\.metal(-|$)/.test(productName ?? '')) return undefined;
     return hit[1];
   }
   // Hyper-V generation 1 guests: not in systemd's table, which relies on CPUID for them.
@@ -77,12 +102,18 @@ function cpuinfoField(files: RootReader, field: string): string | undefined {
   return new RegExp(`^${field}\\s*:\\s*(.*)$`, 'm').exec(files.text('proc/cpuinfo') ?? '')?.[1];
 }
 
+/** XENFEAT_dom0 is bit 11 of the hypervisor's feature word. */
+const XENFEAT_DOM0 = 1 << 11;
+
 function isXenDom0(files: RootReader): boolean {
+  const features = files.line('sys/hypervisor/properties/features');
+  if (features !== undefined && /^[0-9a-f]+$/i.test(features)) return (parseInt(features, 16) & XENFEAT_DOM0) !== 0;
   return files.text('proc/xen/capabilities')?.includes('control_d') === true;
 }
 
 function fromDeviceTree(files: RootReader): VmId | undefined {
-  const compatible = files.text('proc/device-tree/hypervisor/compatible')?.replace(/\0/g, '');
+  // A device-tree property is a NUL-separated list; virt.c looks at its first string.
+  const compatible = files.text('proc/device-tree/hypervisor/compatible')?.split('\0')[0];
   if (compatible !== undefined) {
     if (compatible === 'linux,kvm') return 'kvm';
     if (compatible.includes('xen')) return 'xen';
@@ -100,7 +131,8 @@ function fromDeviceTree(files: RootReader): VmId | undefined {
 }
 
 interface VmProbe {
-  via: string;
+  /** The signal named in system_virt_detection (a function where the row reads several files). */
+  via: string | ((files: RootReader) => string);
   probe: (files: RootReader) => VmId | 'none' | undefined;
 }
 
@@ -114,21 +146,7 @@ export const VM_PROBES: readonly VmProbe[] = [
   { via: 'dmi', probe: (f) => { const id = dmiAnswer(f); return id && DMI_BEFORE_CPUID.has(id) ? id : undefined; } },
   { via: 'cpuinfo', probe: (f) => (cpuinfoField(f, 'vendor_id') === 'User Mode Linux' ? 'uml' : undefined) },
   { via: 'xen', probe: (f) => (f.exists('proc/xen') && !isXenDom0(f) ? 'xen' : undefined) },
-  {
-    via: 'clocksource',
-    probe: (f) => {
-      const base = 'sys/devices/system/clocksource/clocksource0';
-      const sources = `${f.text(`${base}/available_clocksource`) ?? ''} ${f.text(`${base}/current_clocksource`) ?? ''}`;
-      return CLOCKSOURCES.find(([pattern]) => pattern.test(sources))?.[1];
-    },
-  },
-  {
-    via: 'dmesg.boot',
-    probe: (f) => {
-      const origin = /Hypervisor: Origin = "([^"]*)"/.exec(f.text('var/run/dmesg.boot') ?? '')?.[1];
-      return origin === undefined ? undefined : CPUID_SIGNATURES.find(([sig]) => origin.startsWith(sig))?.[1] ?? 'vm-other';
-    },
-  },
+  { via: cpuidVia, probe: cpuidRow(false) },
   { via: 'xen', probe: (f) => (isXenDom0(f) ? (hasHypervisorFlag(f) ? 'vm-other' : 'none') : undefined) },
   { via: 'dmi', probe: dmiAnswer },
   { via: 'hypervisor', probe: (f) => { const type = f.line('sys/hypervisor/type'); return type === undefined ? undefined : type === 'xen' ? 'xen' : 'vm-other'; } },
@@ -140,6 +158,7 @@ export const VM_PROBES: readonly VmProbe[] = [
       return program === undefined ? undefined : program === 'z/VM' ? 'zvm' : 'kvm';
     },
   },
+  { via: cpuidVia, probe: cpuidRow(true) },
   { via: 'cpuinfo', probe: (f) => (hasHypervisorFlag(f) ? 'vm-other' : undefined) },
 ];
 
@@ -153,7 +172,9 @@ const VM_EVIDENCE = ['proc/cpuinfo', 'sys/class/dmi/id', 'proc/device-tree', 'pr
 export function detectVirtualization(files: RootReader): Verdict<VmId> {
   for (const { via, probe } of VM_PROBES) {
     const id = probe(files);
-    if (id !== undefined) return { id, via: id === 'none' ? 'none' : via };
+    if (id === undefined) continue;
+    if (id === 'none') return { id, via: 'none' };
+    return { id, via: typeof via === 'string' ? via : via(files) };
   }
   return VM_EVIDENCE.some((rel) => files.exists(rel)) ? { id: 'none', via: 'none' } : { id: 'unknown', via: 'unknown' };
 }

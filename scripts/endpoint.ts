@@ -1,0 +1,145 @@
+/**
+ * A local PostHog-compatible capture endpoint, for demos, tests and trying reporting by hand.
+ * It listens on 127.0.0.1 only and checks bodies the way PostHog's capture service does (a
+ * malformed event fails the whole request with 400). It is not a production receiver: use
+ * PostHog (cloud or self-hosted) for that.
+ *
+ *   npm run endpoint [-- --port 8765]     then: anonymous-statistics start --endpoint http://127.0.0.1:8765
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { gunzipSync } from 'node:zlib';
+
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+  /** The body as received (gzip already undone). */
+  body: string;
+  /** The events it carried, when it was valid. */
+  events: Record<string, unknown>[];
+  status: number;
+}
+
+/** How to answer; tests script faults with it. */
+export type Behavior =
+  | { kind: 'accept' }
+  | { kind: 'status'; status: number; headers?: Record<string, string> }
+  | { kind: 'hang' }
+  | { kind: 'reset' };
+
+export interface Endpoint {
+  url: string;
+  requests: ReceivedRequest[];
+  /** All events accepted so far, in arrival order. */
+  events(): Record<string, unknown>[];
+  setBehavior(behavior: Behavior): void;
+  close(): Promise<void>;
+}
+
+const CAPTURE_PATHS = new Set(['/capture/', '/capture', '/batch/', '/batch', '/e/', '/i/v0/e/']);
+
+export async function startEndpoint(initial: Behavior = { kind: 'accept' }, port = 0): Promise<Endpoint> {
+  let behavior = initial;
+  const requests: ReceivedRequest[] = [];
+  const server: Server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.on('end', () => answer(req, res, Buffer.concat(chunks)));
+  });
+  const answer = (req: IncomingMessage, res: ServerResponse, raw: Buffer) => {
+    const record: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: '', events: [], status: 0 };
+    requests.push(record);
+    if (behavior.kind === 'hang') return;
+    if (behavior.kind === 'reset') {
+      req.socket.destroy();
+      return;
+    }
+    const verdict = check(req, raw);
+    record.body = verdict.body;
+    if (behavior.kind === 'status') {
+      record.status = behavior.status;
+      res.writeHead(behavior.status, { 'content-type': 'application/json', ...behavior.headers }).end('{"status":0}');
+      return;
+    }
+    record.status = verdict.error ? 400 : 200;
+    if (!verdict.error) record.events = verdict.events;
+    res.writeHead(record.status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(verdict.error ? { type: 'validation_error', detail: verdict.error } : { status: 1 }));
+  };
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const { port: bound } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${bound}`,
+    requests,
+    events: () => requests.flatMap((r) => r.events),
+    setBehavior: (next) => void (behavior = next),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+interface Verdict {
+  body: string;
+  events: Record<string, unknown>[];
+  error?: string;
+}
+
+/** PostHog's capture rules that matter to a client: see README "Payload". */
+function check(req: IncomingMessage, raw: Buffer): Verdict {
+  let body: string;
+  try {
+    body = (req.headers['content-encoding'] === 'gzip' ? gunzipSync(raw) : raw).toString('utf8');
+  } catch {
+    return { body: '', events: [], error: 'body is not valid gzip' };
+  }
+  const fail = (error: string): Verdict => ({ body, events: [], error });
+  if (req.method !== 'POST') return fail(`method ${req.method} not allowed`);
+  if (!CAPTURE_PATHS.has(new URL(req.url ?? '/', 'http://x').pathname)) return fail(`unknown path ${req.url}`);
+  let parsed: Record<string, unknown>;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return fail('body is not JSON');
+  }
+  if (parsed.api_key !== undefined && parsed.token !== undefined) return fail('both api_key and token given');
+  const envelopeKey = parsed.api_key ?? parsed.token;
+  const events = Array.isArray(parsed.batch) ? (parsed.batch as Record<string, unknown>[]) : [parsed];
+  if (events.length === 0) return fail('empty batch');
+  for (const event of events) {
+    const key = event.api_key ?? event.token ?? envelopeKey;
+    if (typeof key !== 'string' || key === '') return fail('missing api_key');
+    if (typeof event.event !== 'string' || event.event === '') return fail('missing event name');
+    const properties = event.properties as Record<string, unknown> | undefined;
+    const distinctId = event.distinct_id ?? properties?.distinct_id;
+    if (typeof distinctId !== 'string' || distinctId === '') return fail('missing distinct_id');
+    if (event.uuid !== undefined && !/^[0-9a-f-]{36}$/i.test(String(event.uuid))) return fail('invalid uuid');
+    if (event.timestamp !== undefined && Number.isNaN(Date.parse(String(event.timestamp)))) return fail('invalid timestamp');
+  }
+  return { body, events };
+}
+
+/** One line per event, for people reading a terminal. */
+export function describeEvent(event: Record<string, unknown>): string {
+  const properties = (event.properties ?? {}) as Record<string, unknown>;
+  const own = Object.entries(properties).filter(([key]) => /^(exit_code|fatal_|cloud_|install_)/.test(key));
+  const system = `${properties.host_os_name} ${properties.host_os_version_id} / ${properties.system_kernel_name} ${properties.system_kernel_version} / virt ${properties.system_virtualization} / container ${properties.system_container}`;
+  return `${String(event.event).padEnd(18)} ${own.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ') || '-'}\n${' '.repeat(19)}${system}`;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { values } = parseArgs({ options: { port: { type: 'string', default: '8765' } } });
+  startEndpoint({ kind: 'accept' }, Number(values.port)).then((endpoint) => {
+    console.log(`capture endpoint listening on ${endpoint.url} (POST /capture/ or /batch/); Ctrl-C to stop`);
+    let shown = 0;
+    setInterval(() => {
+      for (const event of endpoint.events().slice(shown)) console.log(describeEvent(event));
+      shown = endpoint.events().length;
+    }, 200);
+  });
+}
