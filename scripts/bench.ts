@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import { startEndpoint, type Endpoint } from './endpoint.ts';
 
 const BUNDLE = path.resolve(__dirname, '../dist/anonymous-statistics.js');
+const REFERENCES = path.join(__dirname, 'bench-references');
 
 interface Scenario {
   name: string;
@@ -29,6 +30,8 @@ const SCENARIOS: Scenario[] = [
   { name: 'start to loopback endpoint', goal: 1.25, args: ({ endpoint, dir }) => [BUNDLE, 'start', '--endpoint', endpoint.url, '--state-dir', dir, '--config-dir', dir] },
   { name: 'start, opted out (DO_NOT_TRACK)', goal: 1.1, env: { DO_NOT_TRACK: '1' }, args: ({ endpoint, dir }) => [BUNDLE, 'start', '--endpoint', endpoint.url, '--state-dir', dir, '--config-dir', dir] },
   { name: 'start --dry-run', args: ({ endpoint, dir }) => [BUNDLE, 'start', '--dry-run', '--endpoint', endpoint.url, '--state-dir', dir, '--config-dir', dir] },
+  { name: 'reference: bare node:http POST', args: ({ endpoint }) => [path.join(REFERENCES, 'node-http-post.cjs'), `${endpoint.url}/capture/`] },
+  { name: 'reference: bare undici POST', args: ({ endpoint }) => [path.join(REFERENCES, 'undici-post.cjs'), `${endpoint.url}/capture/`] },
 ];
 
 const MEMORY_GOAL = 1.15;
