@@ -7,6 +7,7 @@
  *   npm run endpoint [-- --port 8765]     then: anonymous-statistics start --endpoint http://127.0.0.1:8765
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -27,38 +28,75 @@ export interface ReceivedRequest {
 export type Behavior =
   | { kind: 'accept' }
   | { kind: 'status'; status: number; headers?: Record<string, string> }
+  /** Read the request, never answer. */
   | { kind: 'hang' }
+  /** Answer 200 headers and part of the body, then never finish. */
+  | { kind: 'hang-mid-body' }
+  /** Accept, but send the answer one byte every `intervalMs`. */
+  | { kind: 'drip'; intervalMs: number }
   | { kind: 'reset' };
+
+export interface EndpointOptions {
+  /** Serve https with this key and certificate. */
+  tls?: { key: string; cert: string };
+  port?: number;
+}
 
 export interface Endpoint {
   url: string;
   requests: ReceivedRequest[];
   /** All events accepted so far, in arrival order. */
   events(): Record<string, unknown>[];
-  setBehavior(behavior: Behavior): void;
+  /** One behavior for every request, or a list used in turn (the last one repeats). */
+  setBehavior(behavior: Behavior | Behavior[]): void;
   close(): Promise<void>;
 }
 
 const CAPTURE_PATHS = new Set(['/capture/', '/capture', '/batch/', '/batch', '/e/', '/i/v0/e/']);
 
-export async function startEndpoint(initial: Behavior = { kind: 'accept' }, port = 0): Promise<Endpoint> {
-  let behavior = initial;
+export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'accept' }, options: EndpointOptions = {}): Promise<Endpoint> {
+  let behaviors = Array.isArray(initial) ? [...initial] : [initial];
   const requests: ReceivedRequest[] = [];
-  const server: Server = createServer((req, res) => {
+  const timers = new Set<NodeJS.Timeout>();
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
     req.on('end', () => answer(req, res, Buffer.concat(chunks)));
-  });
+  };
+  const server: Server = options.tls ? createHttpsServer(options.tls, handler) : createServer(handler);
   const answer = (req: IncomingMessage, res: ServerResponse, raw: Buffer) => {
+    const behavior = behaviors.length > 1 ? (behaviors.shift() as Behavior) : behaviors[0];
     const record: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: '', events: [], status: 0 };
     requests.push(record);
     if (behavior.kind === 'hang') return;
     if (behavior.kind === 'reset') {
-      req.socket.destroy();
+      req.socket.resetAndDestroy?.() ?? req.socket.destroy();
       return;
     }
     const verdict = check(req, raw);
     record.body = verdict.body;
+    if (behavior.kind === 'hang-mid-body') {
+      record.status = 200;
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': '64' }).write('{"status":');
+      return;
+    }
+    if (behavior.kind === 'drip') {
+      record.status = verdict.error ? 400 : 200;
+      if (!verdict.error) record.events = verdict.events;
+      const text = Buffer.from(JSON.stringify({ status: 1 }));
+      res.writeHead(record.status, { 'content-type': 'application/json', 'content-length': String(text.length) });
+      let sent = 0;
+      const timer = setInterval(() => {
+        res.write(text.subarray(sent, ++sent));
+        if (sent >= text.length) {
+          clearInterval(timer);
+          timers.delete(timer);
+          res.end();
+        }
+      }, behavior.intervalMs);
+      timers.add(timer);
+      return;
+    }
     if (behavior.kind === 'status') {
       record.status = behavior.status;
       res.writeHead(behavior.status, { 'content-type': 'application/json', ...behavior.headers }).end('{"status":0}');
@@ -69,15 +107,16 @@ export async function startEndpoint(initial: Behavior = { kind: 'accept' }, port
     res.writeHead(record.status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(verdict.error ? { type: 'validation_error', detail: verdict.error } : { status: 1 }));
   };
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port: bound } = server.address() as AddressInfo;
   return {
-    url: `http://127.0.0.1:${bound}`,
+    url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${bound}`,
     requests,
     events: () => requests.flatMap((r) => r.events),
-    setBehavior: (next) => void (behavior = next),
+    setBehavior: (next) => void (behaviors = Array.isArray(next) ? [...next] : [next]),
     close: () =>
       new Promise<void>((resolve) => {
+        for (const timer of timers) clearInterval(timer);
         server.closeAllConnections();
         server.close(() => resolve());
       }),
@@ -134,7 +173,7 @@ export function describeEvent(event: Record<string, unknown>): string {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { port: { type: 'string', default: '8765' } } });
-  startEndpoint({ kind: 'accept' }, Number(values.port)).then((endpoint) => {
+  startEndpoint({ kind: 'accept' }, { port: Number(values.port) }).then((endpoint) => {
     console.log(`capture endpoint listening on ${endpoint.url} (POST /capture/ or /batch/); Ctrl-C to stop`);
     let shown = 0;
     setInterval(() => {

@@ -27,7 +27,7 @@ const json = { json: { type: 'boolean' } } satisfies Spec;
 
 export const MANAGEMENT_COMMANDS = {
   status: { ...SETTINGS_OPTIONS, ...json },
-  disable: { 'config-dir': SETTINGS_OPTIONS['config-dir'] },
+  disable: { 'config-dir': SETTINGS_OPTIONS['config-dir'], 'state-dir': SETTINGS_OPTIONS['state-dir'] },
   enable: { 'config-dir': SETTINGS_OPTIONS['config-dir'] },
   flush: SETTINGS_OPTIONS,
   history: { 'state-dir': SETTINGS_OPTIONS['state-dir'], ...json },
@@ -169,7 +169,7 @@ Event commands:
 
 Management commands:
   status [--json]     is telemetry on, and which opt-out turned it off
-  disable             create the opt-out marker file in the config dir
+  disable             create the opt-out marker file in the config dir; delete queued events
   enable              remove the opt-out marker file
   flush               send events queued while offline
   history [--json]    what was sent, queued or dropped lately

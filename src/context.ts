@@ -21,6 +21,15 @@ export interface Context {
   toolVersion: string;
   /** Ends the process with exit code 0 once `ms` have passed, whatever is still pending. */
   armDeadline: (ms: number) => void;
+  /** A number in [0, 1) for jitter. */
+  random: () => number;
+  sleep: (ms: number) => Promise<void>;
+  pid: number;
+  /** Our uid, to check that the state dir is ours; undefined where there are no uids. */
+  uid: number | undefined;
+  isProcessAlive: (pid: number) => boolean;
+  /** Starts this same file with `args`, detached from our session and stdio, and does not wait. */
+  spawnDetached: (args: readonly string[]) => void;
 }
 
 declare const TOOL_VERSION: string | undefined;
@@ -47,6 +56,23 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     vendor: VENDOR,
     toolVersion: typeof TOOL_VERSION === 'string' ? TOOL_VERSION : 'development',
     armDeadline: (ms) => void setTimeout(() => process.exit(0), Math.max(0, ms)).unref(),
+    random: Math.random,
+    sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
+    pid: process.pid,
+    uid: process.getuid?.(),
+    isProcessAlive: (pid) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch (error) {
+        return (error as NodeJS.ErrnoException).code === 'EPERM';
+      }
+    },
+    spawnDetached: (args) => {
+      const { spawn } = require('node:child_process') as typeof import('node:child_process');
+      // A new session (detached), so closing the caller's terminal does not take the child along.
+      spawn(process.execPath, [process.argv[1], ...args], { detached: true, stdio: 'ignore', windowsHide: true }).unref();
+    },
   };
   // Touching process.stdout builds a stream (and loads node:stream): only when it was used.
   const exit = (code: number) => (usedStdout ? process.stdout.write('', () => process.exit(code)) : process.exit(code));

@@ -20,6 +20,8 @@ export interface CaptureInput {
   version: { product_version: string; product_version_semver: string };
   system: DetectionProperties;
   eventProperties: EventProperties;
+  /** Events the full offline queue dropped since the last event was created. */
+  queueDropped: number;
   uuid: string;
   timestamp: Date;
 }
@@ -43,6 +45,7 @@ export function toCapture(input: CaptureInput): CaptureEvent {
       ...input.version,
       schema_version: SCHEMA_VERSION,
       ...input.system,
+      queue_dropped: input.queueDropped,
       ...input.eventProperties,
     },
   };

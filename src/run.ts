@@ -14,7 +14,7 @@ export async function main(argv: readonly string[], ctx: Context): Promise<numbe
   let invocation: Invocation | undefined;
   try {
     invocation = parseInvocation(argv);
-    return await run(invocation, ctx);
+    return await run(invocation, argv, ctx);
   } catch (error) {
     if (error instanceof UsageError) {
       ctx.stderr(`${PROGRAM}: ${error.message} (see ${PROGRAM} --help)\n`);
@@ -31,7 +31,7 @@ function describeUnexpected(error: unknown, ctx: Context): string {
   return `internal error: ${(error as Error)?.message ?? String(error)} (set TELEMETRY_DEBUG=1 for details)`;
 }
 
-async function run(invocation: Invocation, ctx: Context): Promise<number> {
+async function run(invocation: Invocation, argv: readonly string[], ctx: Context): Promise<number> {
   switch (invocation.kind) {
     case 'help':
       ctx.stdout(HELP);
@@ -40,20 +40,24 @@ async function run(invocation: Invocation, ctx: Context): Promise<number> {
       ctx.stdout(`${ctx.toolVersion}\n`);
       return 0;
     case 'event':
-      return reportEvent(invocation.command, invocation.values, ctx);
+      return reportEvent(invocation.command, invocation.values, argv, ctx);
     case 'management':
       return MANAGEMENT[invocation.command](invocation.values, ctx);
   }
 }
 
-async function reportEvent(command: EventName, values: OptionValues, ctx: Context): Promise<number> {
+async function reportEvent(command: EventName, values: OptionValues, argv: readonly string[], ctx: Context): Promise<number> {
   // Every check of the input comes first and is pure: a usage error sends and writes nothing.
   const settings = resolveSettings(values, ctx.env, ctx.vendor);
   const eventProperties = buildEventProperties(command, values);
-  if (settings.background) throw new UsageError('--background is not available yet');
   const [optOut] = optOuts(settings.disableFlag, ctx.env, settings.configDir, true);
   if (optOut && !settings.dryRun) {
     debug(ctx, `not sending ${command}: ${optOut.detail}`);
+    return 0;
+  }
+  if (settings.background && !settings.dryRun) {
+    // The same command line without --background, in a detached child: the caller returns now.
+    ctx.spawnDetached(argv.filter((arg) => arg !== '--background'));
     return 0;
   }
   ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
@@ -62,19 +66,25 @@ async function reportEvent(command: EventName, values: OptionValues, ctx: Contex
   return 0;
 }
 
-type Management = (values: OptionValues, ctx: Context) => number;
+type Management = (values: OptionValues, ctx: Context) => number | Promise<number>;
 
 const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'], Management> = {
-  status(values, ctx) {
+  async status(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
     const active = optOuts(settings.disableFlag, ctx.env, settings.configDir);
-    const report = statusReport(settings, active);
+    const { queuedFiles, spoolAt } = await import('./spool.ts');
+    const report = statusReport(settings, active, queuedFiles(spoolAt(settings.stateDir)).length);
     ctx.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
     return 0;
   },
-  disable(values, ctx) {
-    const marker = disableTelemetry(resolveSettings(values, ctx.env, ctx.vendor).configDir);
-    ctx.stdout(`telemetry disabled: ${marker} exists\n`);
+  async disable(values, ctx) {
+    const settings = resolveSettings(values, ctx.env, ctx.vendor);
+    const marker = disableTelemetry(settings.configDir);
+    // Consent withdrawn covers what was collected but not yet sent.
+    const { openSpool, clearQueue } = await import('./spool.ts');
+    const spool = openSpool(settings.stateDir, ctx.uid);
+    const cleared = spool ? clearQueue(spool) : 0;
+    ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${cleared} queued events` : ''}\n`);
     return 0;
   },
   enable(values, ctx) {
@@ -85,21 +95,37 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     if (remaining.length > 0) ctx.stdout(`telemetry stays off: ${remaining.map((o) => o.detail).join('; ')}\n`);
     return 0;
   },
-  flush() {
-    throw new UsageError('flush is not available yet');
+  async flush(values, ctx) {
+    const settings = resolveSettings(values, ctx.env, ctx.vendor);
+    const [optOut] = optOuts(settings.disableFlag, ctx.env, settings.configDir, true);
+    if (optOut) {
+      ctx.stderr(`${PROGRAM}: telemetry is off (${optOut.detail}); nothing was sent\n`);
+      return 0;
+    }
+    const [{ flushQueue }, { openSpool }] = await Promise.all([import('./delivery.ts'), import('./spool.ts')]);
+    const result = await flushQueue({ settings, ctx, spool: openSpool(settings.stateDir, ctx.uid) });
+    if (result.locked) {
+      ctx.stdout('another run is sending the queue right now\n');
+      return 0;
+    }
+    const corrupt = result.corrupt > 0 ? `, ${result.corrupt} corrupt files set aside` : '';
+    ctx.stdout(`sent ${result.sent} queued events, dropped ${result.dropped} the receiver refused${corrupt}; ${result.remaining} still queued\n`);
+    if (result.error !== undefined || result.remaining > 0) throw new CommandError(`${result.remaining} events still queued: ${result.error ?? 'the time budget ran out'}`);
+    return 0;
   },
   history() {
     throw new UsageError('history is not available yet');
   },
 };
 
-function statusReport(settings: Settings, active: OptOut[]) {
+function statusReport(settings: Settings, active: OptOut[], queuedEvents: number) {
   return {
     telemetry: active.length === 0 ? 'on' : 'off',
     opt_outs: active,
     marker_file: markerPath(settings.configDir),
     config_dir: settings.configDir,
     state_dir: settings.stateDir,
+    queued_events: queuedEvents,
     endpoint: captureUrl(settings.endpoint).href,
     product: settings.product,
   };
@@ -108,6 +134,6 @@ function statusReport(settings: Settings, active: OptOut[]) {
 function formatStatus(report: ReturnType<typeof statusReport>): string {
   const lines = [`telemetry: ${report.telemetry}`];
   for (const optOut of report.opt_outs) lines.push(`  off because ${optOut.detail}`);
-  lines.push(`product: ${report.product}`, `endpoint: ${report.endpoint}`, `marker file: ${report.marker_file}`, `state dir: ${report.state_dir}`);
+  lines.push(`product: ${report.product}`, `endpoint: ${report.endpoint}`, `marker file: ${report.marker_file}`, `state dir: ${report.state_dir}`, `queued events: ${report.queued_events}`);
   return `${lines.join('\n')}\n`;
 }

@@ -187,33 +187,6 @@ test('a 120 KB message is cut to the documented size, not rejected', async (t) =
   assert.equal(JSON.parse(server.requests[0].body).properties.fatal_message, 'm'.repeat(1000));
 });
 
-const FAULTS = [
-  { name: 'hangs without answering', behavior: { kind: 'hang' } as const },
-  { name: 'resets the connection', behavior: { kind: 'reset' } as const },
-  { name: 'answers 500', behavior: { kind: 'status', status: 500 } as const },
-];
-
-for (const { name, behavior } of FAULTS) {
-  test(`an endpoint that ${name} leaves the command at exit 0 within its budget`, async (t) => {
-    const server = await endpoint(t, behavior);
-    const { args } = baseArgs(t, server.url);
-    const result = await runBundle(['start', '--timeout', '1000', ...args]);
-    assert.equal(result.code, 0, result.stderr);
-    assert.equal(result.stderr, '');
-    assert.equal(server.requests.length, 1, 'the event did reach the server');
-    // The budget is 1000 ms from process start; the margin covers a loaded CI machine.
-    assert.ok(result.ms < 1000 + 1500, `took ${Math.round(result.ms)} ms`);
-  });
-}
-
-test('an unreachable endpoint (connection refused) exits 0 quietly', async (t) => {
-  const server = await endpoint(t);
-  const { args } = baseArgs(t, server.url);
-  await server.close();
-  const result = await runBundle(['start', ...args]);
-  assert.deepEqual([result.code, result.stderr], [0, '']);
-});
-
 test('nothing in a payload names the host, the user, an address or a home path', async (t) => {
   const server = await endpoint(t);
   const d = dirs(t);

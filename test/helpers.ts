@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import type { Context } from '../src/context.ts';
-import { startEndpoint, type Behavior, type Endpoint } from '../scripts/endpoint.ts';
+import { startEndpoint, type Behavior, type Endpoint, type EndpointOptions } from '../scripts/endpoint.ts';
 
 export const PROJECT_DIR = path.resolve(__dirname, '..');
 export const BUNDLE = path.join(PROJECT_DIR, 'dist/anonymous-statistics.js');
@@ -46,8 +46,8 @@ export function listTree(dir: string): string[] {
     .sort();
 }
 
-export async function endpoint(t: TestContext, behavior?: Behavior): Promise<Endpoint> {
-  const server = await startEndpoint(behavior);
+export async function endpoint(t: TestContext, behavior?: Behavior | Behavior[], options?: EndpointOptions): Promise<Endpoint> {
+  const server = await startEndpoint(behavior, options);
   t.after(() => server.close());
   return server;
 }
@@ -90,6 +90,12 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     vendor: { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/nonexistent/config', stateDir: '/nonexistent/state' },
     toolVersion: 'test',
     armDeadline: () => undefined,
+    random: () => 0.5,
+    sleep: async () => undefined,
+    pid: 4242,
+    uid: undefined,
+    isProcessAlive: () => false,
+    spawnDetached: () => undefined,
     out,
     err,
     ...overrides,

@@ -1,0 +1,46 @@
+import type { Env } from './settings.ts';
+
+/**
+ * The proxy curl would use for `url`, from the environment: `https_proxy`/`HTTPS_PROXY` for
+ * https:, only lowercase `http_proxy` for http: (curl ignores HTTP_PROXY, which a CGI request
+ * header can set), `all_proxy`/`ALL_PROXY` as the fallback, lowercase first; none when
+ * `no_proxy`/`NO_PROXY` matches the host. A proxy without a scheme is http://.
+ */
+export function proxyFor(url: URL, env: Env): URL | undefined {
+  const scheme = url.protocol.slice(0, -1);
+  const names = scheme === 'https' ? ['https_proxy', 'HTTPS_PROXY'] : ['http_proxy'];
+  const raw = [...names, 'all_proxy', 'ALL_PROXY'].map((name) => env[name]).find((value) => value !== undefined && value.trim() !== '');
+  if (raw === undefined || bypassesProxy(url.hostname, env.no_proxy ?? env.NO_PROXY ?? '')) return undefined;
+  const text = raw.trim();
+  return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);
+}
+
+/** curl's NO_PROXY: `*`, host names matching themselves and their subdomains, IPs and IPv4 CIDR. */
+export function bypassesProxy(hostname: string, noProxy: string): boolean {
+  const host = hostname.replace(/^\[|\]$/g, '').toLowerCase();
+  return noProxy
+    .split(/[\s,]+/)
+    .map((entry) => entry.trim().toLowerCase())
+    .filter((entry) => entry !== '')
+    .some((entry) => {
+      if (entry === '*') return true;
+      const [address, bits] = entry.replace(/^\[|\]$/g, '').split('/');
+      if (bits !== undefined) return inIpv4Cidr(host, address, Number(bits));
+      const name = address.replace(/^\*?\./, '').replace(/:\d+$/, '');
+      return host === name || host.endsWith(`.${name}`);
+    });
+}
+
+function ipv4ToNumber(address: string): number | undefined {
+  const parts = address.split('.');
+  if (parts.length !== 4 || parts.some((p) => !/^\d{1,3}$/.test(p) || Number(p) > 255)) return undefined;
+  return parts.reduce((value, part) => value * 256 + Number(part), 0);
+}
+
+function inIpv4Cidr(host: string, network: string, bits: number): boolean {
+  const hostValue = ipv4ToNumber(host);
+  const networkValue = ipv4ToNumber(network);
+  if (hostValue === undefined || networkValue === undefined || !(bits >= 0 && bits <= 32)) return false;
+  const size = 2 ** (32 - bits);
+  return Math.floor(hostValue / size) === Math.floor(networkValue / size);
+}

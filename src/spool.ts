@@ -1,0 +1,213 @@
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import path from 'node:path';
+
+/**
+ * The offline queue: one file per event in `<state-dir>/queue/`, so a crash or `kill -9` can
+ * at worst leave a temporary file behind, never a half-written queue. Files are 0600 in a
+ * 0700 directory, opened with O_NOFOLLOW, and the directory itself must be a real directory
+ * owned by us: a symlink planted in a world-writable place is refused, not followed.
+ */
+
+/** Past either cap the oldest events are dropped first, and the drop is counted. */
+export const QUEUE_MAX_EVENTS = 1000;
+export const QUEUE_MAX_BYTES = 4 * 1024 * 1024;
+
+const QUEUE_DIR = 'queue';
+const DROPPED_FILE = 'queue-dropped';
+const LOCK_FILE = 'queue.lock';
+const EVENT_SUFFIX = '.json';
+const CORRUPT_SUFFIX = '.corrupt';
+/** A flusher never holds the lock longer than its budget; past this, a lock is abandoned. */
+const STALE_LOCK_MS = 15 * 60 * 1000;
+
+export interface QueuedEvent {
+  file: string;
+  event: Record<string, unknown>;
+  bytes: number;
+}
+
+export interface Spool {
+  dir: string;
+  stateDir: string;
+}
+
+/** The queue of a state dir, for reading only (nothing is created). */
+export function spoolAt(stateDir: string): Spool {
+  return { dir: path.join(stateDir, QUEUE_DIR), stateDir };
+}
+
+/** Creates (0700) and checks the queue directory; undefined when it is not safe or not writable. */
+export function openSpool(stateDir: string, uid: number | undefined): Spool | undefined {
+  const { dir } = spoolAt(stateDir);
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    for (const checked of [stateDir, dir]) {
+      const stat = lstatSync(checked);
+      if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) return undefined;
+    }
+    return { dir, stateDir };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes `content` to a fresh file and renames it into place: readers see all of it or none. */
+export function writeAtomically(file: string, content: string): void {
+  const temporary = `${file}.tmp`;
+  const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeSync(fd, content);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(temporary, file);
+}
+
+/** Throws on a read-only or full disk: the caller drops the event. */
+export function enqueue(spool: Spool, event: { uuid: string; timestamp: string }, body: string): void {
+  // Named by creation time, then uuid: a directory listing sorts oldest first.
+  const name = `${event.timestamp.replace(/[^0-9]/g, '')}-${event.uuid}${EVENT_SUFFIX}`;
+  writeAtomically(path.join(spool.dir, name), body);
+}
+
+/** Reads a regular file without following a symlink in its last component. */
+function readNoFollow(file: string): string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  try {
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${file} is not a regular file`), { code: 'EINVAL' });
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function readNumber(file: string): number {
+  try {
+    const value = Number(readNoFollow(file).trim());
+    return Number.isSafeInteger(value) && value > 0 ? value : 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function droppedCount(spool: Spool): number {
+  return readNumber(path.join(spool.stateDir, DROPPED_FILE));
+}
+
+export function setDroppedCount(spool: Spool, count: number): void {
+  const file = path.join(spool.stateDir, DROPPED_FILE);
+  try {
+    if (count === 0) rmSync(file, { force: true });
+    else writeAtomically(file, `${count}\n`);
+  } catch {
+    // The count is a courtesy; losing it loses no event.
+  }
+}
+
+export function queuedFiles(spool: Spool): string[] {
+  try {
+    return readdirSync(spool.dir).filter((name) => name.endsWith(EVENT_SUFFIX)).sort();
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Reads the queue oldest first. A file that is not a whole JSON event (truncated by a full disk,
+ * edited by hand) is renamed aside with a `.corrupt` suffix and reported, never fatal.
+ */
+export function readQueue(spool: Spool, onCorrupt: (name: string) => void): QueuedEvent[] {
+  const events: QueuedEvent[] = [];
+  for (const name of queuedFiles(spool)) {
+    const file = path.join(spool.dir, name);
+    try {
+      const text = readNoFollow(file);
+      const event = JSON.parse(text);
+      if (typeof event !== 'object' || event === null || typeof event.uuid !== 'string' || typeof event.event !== 'string') throw new Error('not an event');
+      events.push({ file, event, bytes: Buffer.byteLength(text) });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') continue; // another flusher took it
+      try {
+        renameSync(file, `${file}${CORRUPT_SUFFIX}`);
+      } catch {
+        // leave it; it will be reported again
+      }
+      onCorrupt(name);
+    }
+  }
+  return events;
+}
+
+/** Drops the oldest events beyond the caps and counts them for `queue_dropped`; returns how many. */
+export function capQueue(spool: Spool): number {
+  const names = queuedFiles(spool);
+  const sizes = names.map((name) => {
+    try {
+      return lstatSync(path.join(spool.dir, name)).size;
+    } catch {
+      return 0;
+    }
+  });
+  let bytes = sizes.reduce((sum, size) => sum + size, 0);
+  let excess = Math.max(0, names.length - QUEUE_MAX_EVENTS);
+  for (let i = 0; i < excess; i++) bytes -= sizes[i];
+  while (excess < names.length && bytes > QUEUE_MAX_BYTES) bytes -= sizes[excess++];
+  for (const name of names.slice(0, excess)) removeQueued(path.join(spool.dir, name));
+  if (excess > 0) setDroppedCount(spool, droppedCount(spool) + excess);
+  return excess;
+}
+
+export function readJson(file: string): Record<string, unknown> | undefined {
+  try {
+    const value = JSON.parse(readNoFollow(file));
+    return typeof value === 'object' && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export function removeQueued(file: string): void {
+  try {
+    rmSync(file, { force: true });
+  } catch {
+    // already gone or unwritable: the receiver drops a repeated uuid
+  }
+}
+
+export function clearQueue(spool: Spool): number {
+  const files = queuedFiles(spool);
+  for (const name of files) removeQueued(path.join(spool.dir, name));
+  setDroppedCount(spool, 0);
+  return files.length;
+}
+
+/**
+ * One flusher at a time: an O_EXCL lock file holding our pid. A lock whose owner is gone (or
+ * that is older than any run can last) is taken over.
+ */
+export function tryLock(spool: Spool, pid: number, now: number, isAlive: (pid: number) => boolean): (() => void) | undefined {
+  const file = path.join(spool.stateDir, LOCK_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+      writeSync(fd, `${pid} ${now}\n`);
+      closeSync(fd);
+      return () => removeQueued(file);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
+      const [owner, since] = readLockOwner(file);
+      if (owner !== undefined && isAlive(owner) && now - (since ?? 0) < STALE_LOCK_MS) return undefined;
+      removeQueued(file);
+    }
+  }
+  return undefined;
+}
+
+function readLockOwner(file: string): [number | undefined, number | undefined] {
+  try {
+    const [pid, since] = readNoFollow(file).trim().split(' ').map(Number);
+    return [Number.isSafeInteger(pid) ? pid : undefined, Number.isFinite(since) ? since : undefined];
+  } catch {
+    return [undefined, undefined];
+  }
+}
