@@ -5,7 +5,8 @@ import { HttpError } from './errors.ts';
 import type { CaptureEvent } from './payload.ts';
 import { proxyFor } from './proxy.ts';
 import { batchUrl, captureUrl, type Settings } from './settings.ts';
-import { capQueue, enqueue, readJson, readQueue, removeQueued, tryLock, writeAtomically, type QueuedEvent, type Spool } from './spool.ts';
+import { capQueue, enqueue, readQueue, tryLock, type QueuedEvent, type Spool } from './spool.ts';
+import { readJson, removeFile, writeAtomically } from './state-dir.ts';
 import { post } from './transport.ts';
 
 /**
@@ -104,7 +105,7 @@ function recordFailure({ spool, ctx }: Delivery, error: unknown): void {
 }
 
 function recordSuccess({ spool }: Delivery): void {
-  if (spool && readBackoff(spool)) removeQueued(backoffFile(spool));
+  if (spool && readBackoff(spool)) removeFile(backoffFile(spool));
 }
 
 /** The transparency log: every payload delivered, one JSON per line. */
@@ -184,7 +185,7 @@ export async function flushQueue(delivery: Delivery): Promise<FlushResult> {
       try {
         await postWithRetries(delivery, batchUrl(settings.endpoint), gzipSync(JSON.stringify(envelope)), true);
         for (const item of batch) {
-          removeQueued(item.file);
+          removeFile(item.file);
           appendLog(delivery, JSON.stringify(item.event));
         }
         result.sent += batch.length;
@@ -196,7 +197,7 @@ export async function flushQueue(delivery: Delivery): Promise<FlushResult> {
           break;
         }
         // The receiver will never take these: drop them rather than loop on them forever.
-        for (const item of batch) removeQueued(item.file);
+        for (const item of batch) removeFile(item.file);
         result.dropped += batch.length;
         debug(ctx, `dropped ${batch.length} queued events the receiver refused (${describe(error)})`);
       }

@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { readText } from './detect/fs.ts';
+import { ensurePrivateDir, readNoFollow, writeAtomically } from './state-dir.ts';
 
 const MACHINE_ID = /^[0-9a-f]{32}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -13,6 +13,8 @@ export interface IdentityInput {
   stateDir: string;
   /** false under --dry-run: a new random id is shown but not kept. */
   persist: boolean;
+  /** Our uid: the state dir must be ours before anything is written to it. */
+  uid: number | undefined;
   uuid: () => string;
 }
 
@@ -37,29 +39,20 @@ export function appSpecificId(machineId: string, product: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 
-function storedRandomId({ stateDir, persist, uuid }: IdentityInput): string {
+function storedRandomId({ stateDir, persist, uuid, uid }: IdentityInput): string {
   const file = path.join(stateDir, DISTINCT_ID_FILE);
   try {
-    const stored = readFileSync(file, 'utf8').trim();
+    const stored = readNoFollow(file).trim();
     if (UUID.test(stored)) return stored;
   } catch {
     // none stored yet, or unreadable: make one below
   }
   const id = uuid();
-  if (persist) {
-    // Written whole then renamed, so a concurrent run never reads half an id.
-    const temporary = `${file}.${id}.tmp`;
+  if (persist && ensurePrivateDir(stateDir, uid)) {
     try {
-      mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-      writeFileSync(temporary, `${id}\n`, { mode: 0o600, flag: 'wx' });
-      renameSync(temporary, file);
+      writeAtomically(file, `${id}\n`);
     } catch {
       // A read-only or full disk costs only stability of the id, never the event.
-      try {
-        rmSync(temporary, { force: true });
-      } catch {
-        // nothing was created
-      }
     }
   }
   return id;

@@ -23,7 +23,7 @@ export async function report(command: EventName, eventProperties: EventPropertie
   const payload = toCapture({
     apiKey: settings.apiKey,
     event: command,
-    distinctId: distinctId({ root: settings.root, product: settings.product, stateDir: settings.stateDir, persist: !settings.dryRun, uuid: ctx.uuid }),
+    distinctId: distinctId({ root: settings.root, product: settings.product, stateDir: settings.stateDir, persist: !settings.dryRun, uuid: ctx.uuid, uid: ctx.uid }),
     product: settings.product,
     version: productVersionProperties(settings.productVersion),
     system: detectSystem({ root: settings.root, env: ctx.env, platform: ctx.platform() }),

@@ -1,11 +1,11 @@
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, readdirSync, renameSync, writeSync } from 'node:fs';
 import path from 'node:path';
+import { ensurePrivateDir, readNoFollow, readNumber, removeFile, writeAtomically } from './state-dir.ts';
 
 /**
  * The offline queue: one file per event in `<state-dir>/queue/`, so a crash or `kill -9` can
- * at worst leave a temporary file behind, never a half-written queue. Files are 0600 in a
- * 0700 directory, opened with O_NOFOLLOW, and the directory itself must be a real directory
- * owned by us: a symlink planted in a world-writable place is refused, not followed.
+ * at worst leave a temporary file behind, never a half-written queue (see state-dir.ts for how
+ * files are written and why symlinks are refused).
  */
 
 /** Past either cap the oldest events are dropped first, and the drop is counted. */
@@ -38,29 +38,8 @@ export function spoolAt(stateDir: string): Spool {
 
 /** Creates (0700) and checks the queue directory; undefined when it is not safe or not writable. */
 export function openSpool(stateDir: string, uid: number | undefined): Spool | undefined {
-  const { dir } = spoolAt(stateDir);
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    for (const checked of [stateDir, dir]) {
-      const stat = lstatSync(checked);
-      if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) return undefined;
-    }
-    return { dir, stateDir };
-  } catch {
-    return undefined;
-  }
-}
-
-/** Writes `content` to a fresh file and renames it into place: readers see all of it or none. */
-export function writeAtomically(file: string, content: string): void {
-  const temporary = `${file}.tmp`;
-  const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
-  try {
-    writeSync(fd, content);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, file);
+  const spool = spoolAt(stateDir);
+  return ensurePrivateDir(spool.dir, uid, stateDir) ? spool : undefined;
 }
 
 /** Throws on a read-only or full disk: the caller drops the event. */
@@ -70,26 +49,6 @@ export function enqueue(spool: Spool, event: { uuid: string; timestamp: string }
   writeAtomically(path.join(spool.dir, name), body);
 }
 
-/** Reads a regular file without following a symlink in its last component. */
-function readNoFollow(file: string): string {
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
-  try {
-    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${file} is not a regular file`), { code: 'EINVAL' });
-    return readFileSync(fd, 'utf8');
-  } finally {
-    closeSync(fd);
-  }
-}
-
-export function readNumber(file: string): number {
-  try {
-    const value = Number(readNoFollow(file).trim());
-    return Number.isSafeInteger(value) && value > 0 ? value : 0;
-  } catch {
-    return 0;
-  }
-}
-
 export function droppedCount(spool: Spool): number {
   return readNumber(path.join(spool.stateDir, DROPPED_FILE));
 }
@@ -97,7 +56,7 @@ export function droppedCount(spool: Spool): number {
 export function setDroppedCount(spool: Spool, count: number): void {
   const file = path.join(spool.stateDir, DROPPED_FILE);
   try {
-    if (count === 0) rmSync(file, { force: true });
+    if (count === 0) removeFile(file);
     else writeAtomically(file, `${count}\n`);
   } catch {
     // The count is a courtesy; losing it loses no event.
@@ -152,31 +111,14 @@ export function capQueue(spool: Spool): number {
   let excess = Math.max(0, names.length - QUEUE_MAX_EVENTS);
   for (let i = 0; i < excess; i++) bytes -= sizes[i];
   while (excess < names.length && bytes > QUEUE_MAX_BYTES) bytes -= sizes[excess++];
-  for (const name of names.slice(0, excess)) removeQueued(path.join(spool.dir, name));
+  for (const name of names.slice(0, excess)) removeFile(path.join(spool.dir, name));
   if (excess > 0) setDroppedCount(spool, droppedCount(spool) + excess);
   return excess;
 }
 
-export function readJson(file: string): Record<string, unknown> | undefined {
-  try {
-    const value = JSON.parse(readNoFollow(file));
-    return typeof value === 'object' && value !== null ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export function removeQueued(file: string): void {
-  try {
-    rmSync(file, { force: true });
-  } catch {
-    // already gone or unwritable: the receiver drops a repeated uuid
-  }
-}
-
 export function clearQueue(spool: Spool): number {
   const files = queuedFiles(spool);
-  for (const name of files) removeQueued(path.join(spool.dir, name));
+  for (const name of files) removeFile(path.join(spool.dir, name));
   setDroppedCount(spool, 0);
   return files.length;
 }
@@ -192,12 +134,12 @@ export function tryLock(spool: Spool, pid: number, now: number, isAlive: (pid: n
       const fd = openSync(file, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
       writeSync(fd, `${pid} ${now}\n`);
       closeSync(fd);
-      return () => removeQueued(file);
+      return () => removeFile(file);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') return undefined;
       const [owner, since] = readLockOwner(file);
       if (owner !== undefined && isAlive(owner) && now - (since ?? 0) < STALE_LOCK_MS) return undefined;
-      removeQueued(file);
+      removeFile(file);
     }
   }
   return undefined;
