@@ -4,7 +4,7 @@
  * machine noise hits them all alike; medians are reported. Targets only 127.0.0.1.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -18,11 +18,28 @@ interface Scenario {
   goal?: number;
   args: (env: BenchEnv) => string[];
   env?: Record<string, string>;
+  /** Runs before each timed run, untimed. */
+  prepare?: (env: BenchEnv) => void;
 }
 
 interface BenchEnv {
   endpoint: Endpoint;
+  hanging: Endpoint;
   dir: string;
+}
+
+const QUEUED_FOR_FLUSH = 1000;
+
+/** Fills a state dir's queue with QUEUED_FOR_FLUSH events, as offline runs would have left it. */
+function fillQueue(stateDir: string): void {
+  const queue = path.join(stateDir, 'queue');
+  rmSync(stateDir, { recursive: true, force: true });
+  mkdirSync(queue, { recursive: true, mode: 0o700 });
+  for (let i = 0; i < QUEUED_FOR_FLUSH; i++) {
+    const uuid = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+    const event = { api_key: 'phc_bench', event: 'start', uuid, timestamp: '2026-01-01T00:00:00.000Z', properties: { distinct_id: 'bench', product: 'bench', host_os_name: 'Debian GNU/Linux', system_kernel_version: '6.1.0-18-amd64' } };
+    writeFileSync(path.join(queue, `20260101000000${String(i).padStart(6, '0')}-${uuid}.json`), JSON.stringify(event), { mode: 0o600 });
+  }
 }
 
 const SCENARIOS: Scenario[] = [
@@ -30,6 +47,17 @@ const SCENARIOS: Scenario[] = [
   { name: 'start to loopback endpoint', goal: 1.25, args: ({ endpoint, dir }) => [BUNDLE, 'start', '--endpoint', endpoint.url, '--state-dir', dir, '--config-dir', dir] },
   { name: 'start, opted out (DO_NOT_TRACK)', goal: 1.1, env: { DO_NOT_TRACK: '1' }, args: ({ endpoint, dir }) => [BUNDLE, 'start', '--endpoint', endpoint.url, '--state-dir', dir, '--config-dir', dir] },
   { name: 'start --dry-run', args: ({ endpoint, dir }) => [BUNDLE, 'start', '--dry-run', '--endpoint', endpoint.url, '--state-dir', dir, '--config-dir', dir] },
+  {
+    name: 'start --background, endpoint hanging',
+    goal: 1.2,
+    args: ({ hanging, dir }) => [BUNDLE, 'start', '--background', '--timeout', '300', '--endpoint', hanging.url, '--state-dir', path.join(dir, 'background'), '--config-dir', dir],
+  },
+  {
+    name: `flush of ${QUEUED_FOR_FLUSH} queued events`,
+    goal: 2,
+    prepare: ({ dir }) => fillQueue(path.join(dir, 'flush')),
+    args: ({ endpoint, dir }) => [BUNDLE, 'flush', '--timeout', '10000', '--endpoint', endpoint.url, '--state-dir', path.join(dir, 'flush'), '--config-dir', dir],
+  },
   { name: 'reference: bare node:http POST', args: ({ endpoint }) => [path.join(REFERENCES, 'node-http-post.cjs'), `${endpoint.url}/capture/`] },
   { name: 'reference: bare undici POST', args: ({ endpoint }) => [path.join(REFERENCES, 'undici-post.cjs'), `${endpoint.url}/capture/`] },
 ];
@@ -64,17 +92,25 @@ async function main(): Promise<void> {
   const { values } = parseArgs({ options: { rounds: { type: 'string', default: '40' } } });
   const rounds = Number(values.rounds);
   const endpoint = await startEndpoint();
+  const hanging = await startEndpoint({ kind: 'hang' });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anon-stats-bench-'));
-  const benchEnv = { endpoint, dir };
+  const benchEnv = { endpoint, hanging, dir };
+  const timed = async (scenario: Scenario) => {
+    scenario.prepare?.(benchEnv);
+    return runOnce(scenario.args(benchEnv), scenario.env ?? {});
+  };
   try {
     const times = SCENARIOS.map(() => [] as number[]);
     const memory = SCENARIOS.map(() => [] as number[]);
-    for (const scenario of SCENARIOS) await runOnce(scenario.args(benchEnv), scenario.env ?? {}); // warm the page cache
+    for (const scenario of SCENARIOS) await timed(scenario); // warm the page cache
     for (let round = 0; round < rounds; round++) {
-      for (const [i, scenario] of SCENARIOS.entries()) times[i].push(await runOnce(scenario.args(benchEnv), scenario.env ?? {}));
+      for (const [i, scenario] of SCENARIOS.entries()) times[i].push(await timed(scenario));
     }
     for (let round = 0; round < 5; round++) {
-      for (const [i, scenario] of SCENARIOS.entries()) memory[i].push(await peakRssKiB(scenario.args(benchEnv), scenario.env ?? {}, dir));
+      for (const [i, scenario] of SCENARIOS.entries()) {
+        scenario.prepare?.(benchEnv);
+        memory[i].push(await peakRssKiB(scenario.args(benchEnv), scenario.env ?? {}, dir));
+      }
     }
     const floorTime = median(times[0]);
     const floorRss = median(memory[0]);
@@ -90,8 +126,9 @@ async function main(): Promise<void> {
     }
     console.log(`\npeak memory goal: at most ${MEMORY_GOAL}x the floor`);
     console.log(`compiled file: ${statSync(BUNDLE).size} bytes`);
-    console.log(`requests received by the loopback endpoint: ${endpoint.requests.length}`);
+    console.log(`requests received by the loopback endpoints: ${endpoint.requests.length} answered, ${hanging.requests.length} left hanging`);
   } finally {
+    await hanging.close();
     await endpoint.close();
     rmSync(dir, { recursive: true, force: true });
   }

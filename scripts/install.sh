@@ -9,7 +9,7 @@
 
 PRODUCT=example-daemon
 MARKER=.opt-out-from-anonymous-statistics
-# Resolved now, so --prefix relative paths and a later cd cannot break it.
+# The built file and the hooks are found next to this script, wherever it is run from.
 HERE=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd) || exit 1
 SRC=${ANONYMOUS_STATISTICS_SRC:-$HERE/../dist/anonymous-statistics.js}
 
@@ -38,7 +38,7 @@ LIB_DIR=$PREFIX/lib/$PRODUCT
 CONFIG_DIR=${TELEMETRY_CONFIG_DIR:-$PREFIX/etc/$PRODUCT}
 STATE_DIR=${TELEMETRY_STATE_DIR:-$PREFIX/var/lib/$PRODUCT}
 
-# An && chain, not set -e: set -e is ignored inside a function called as `install_files || ...`.
+# An && chain, not set -e: set -e would end the script at the first failure, unreported.
 install_files() {
   mkdir -p "$LIB_DIR" "$CONFIG_DIR" &&
     # Copy then rename, so a service hook running during an upgrade never sees half a file.
@@ -47,6 +47,7 @@ install_files() {
     mv -f "$LIB_DIR/.anonymous-statistics.js.$$" "$LIB_DIR/anonymous-statistics.js" &&
     # The systemd drop-in and SysV hook call these from $LIB_DIR.
     cp "$HERE/systemd/stop-exit-code.sh" "$HERE/sysv/anonymous-statistics-hook.sh" "$LIB_DIR/" &&
+    chmod 0755 "$LIB_DIR/stop-exit-code.sh" "$LIB_DIR/anonymous-statistics-hook.sh" &&
     # The marker outlives this shell: the daemon's hooks run without DO_NOT_TRACK in their
     # environment, and must stay quiet too.
     if [ -n "$OPT_OUT" ]; then
@@ -63,8 +64,10 @@ report() {
   fi
   result=success
   [ "$1" -eq 0 ] || result=failure
+  # Report with the installed copy: the source may be a temporary dir removed right after us.
   js=$LIB_DIR/anonymous-statistics.js
   [ -f "$js" ] || js=$SRC
+  [ -f "$js" ] || return 0
   # --background: the installer never waits on the network. </dev/null: under `curl ... | sh`
   # stdin is this script. stderr stays visible, so a misconfigured endpoint is noticed.
   node "$js" install --result "$result" --code "$1" --background \

@@ -5,6 +5,8 @@ import { VENDOR } from './vendor-config.ts';
 import type { VendorConfig } from './vendor.ts';
 
 export const PROGRAM = 'anonymous-statistics';
+/** Set in the environment of the detached child that --background starts (internal). */
+const BACKGROUND_CHILD = 'ANONYMOUS_STATISTICS_BACKGROUND_CHILD';
 
 /** Everything a run touches outside its own code. Tests build one literal; nothing is patched. */
 export interface Context {
@@ -21,6 +23,8 @@ export interface Context {
   toolVersion: string;
   /** Ends the process with exit code 0 once `ms` have passed, whatever is still pending. */
   armDeadline: (ms: number) => void;
+  /** Runs `action` (synchronous) just before the deadline ends the process. */
+  atDeadline: (action: () => void) => void;
   /** A number in [0, 1) for jitter. */
   random: () => number;
   sleep: (ms: number) => Promise<void>;
@@ -41,10 +45,15 @@ declare const TOOL_VERSION: string | undefined;
  */
 export function createContext(): { ctx: Context; exit: (code: number) => void } {
   let usedStdout = false;
+  const beforeDeadline: (() => void)[] = [];
+  // A --background child must finish its send even when a service manager, stopping the unit
+  // that started it, signals the whole cgroup: its own deadline still bounds it.
+  if (process.env[BACKGROUND_CHILD]) for (const signal of ['SIGTERM', 'SIGHUP', 'SIGINT'] as const) process.on(signal, () => undefined);
   const ctx: Context = {
     env: process.env,
     now: () => new Date(),
-    elapsedMs: () => performance.now(),
+    // process.uptime() rather than performance.now(): the perf_hooks set-up alone costs ~2 ms.
+    elapsedMs: () => process.uptime() * 1000,
     // Loaded on first use: node:crypto pulls in streams and costs an opted-out run milliseconds.
     uuid: () => (require('node:crypto') as typeof import('node:crypto')).randomUUID(),
     stdout: (text) => {
@@ -55,7 +64,12 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     platform: () => ({ type: os.type(), release: os.release(), machine: os.machine() }),
     vendor: VENDOR,
     toolVersion: typeof TOOL_VERSION === 'string' ? TOOL_VERSION : 'development',
-    armDeadline: (ms) => void setTimeout(() => process.exit(0), Math.max(0, ms)).unref(),
+    armDeadline: (ms) =>
+      void setTimeout(() => {
+        for (const action of beforeDeadline) action();
+        process.exit(0);
+      }, Math.max(0, ms)).unref(),
+    atDeadline: (action) => void beforeDeadline.push(action),
     random: Math.random,
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     pid: process.pid,
@@ -71,7 +85,8 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     spawnDetached: (args) => {
       const { spawn } = require('node:child_process') as typeof import('node:child_process');
       // A new session (detached), so closing the caller's terminal does not take the child along.
-      spawn(process.execPath, [process.argv[1], ...args], { detached: true, stdio: 'ignore', windowsHide: true }).unref();
+      const env = { ...process.env, [BACKGROUND_CHILD]: '1' };
+      spawn(process.execPath, [process.argv[1], ...args], { detached: true, stdio: 'ignore', windowsHide: true, env }).unref();
     },
   };
   // Touching process.stdout builds a stream (and loads node:stream): only when it was used.

@@ -5,7 +5,7 @@ import { HttpError } from './errors.ts';
 import type { CaptureEvent } from './payload.ts';
 import { proxyFor } from './proxy.ts';
 import { batchUrl, captureUrl, type Settings } from './settings.ts';
-import { capQueue, enqueue, readQueue, tryLock, type QueuedEvent, type Spool } from './spool.ts';
+import { capQueue, enqueue, promotePending, readQueue, recoverAbandoned, tryLock, writePending, type QueuedEvent, type Spool } from './spool.ts';
 import { readJson, removeFile, writeAtomically } from './state-dir.ts';
 import { post } from './transport.ts';
 
@@ -30,9 +30,9 @@ const RESERVE_MS = 40;
 const BACKOFF_FILE = 'delivery-backoff.json';
 const BACKOFF_BASE_MS = 30_000;
 const BACKOFF_MAX_MS = 6 * 60 * 60 * 1000;
-/** Batches stay well under PostHog's request size limit. */
-const BATCH_MAX_EVENTS = 100;
-const BATCH_MAX_BYTES = 512 * 1024;
+/** Batches stay well under PostHog's request size limit (20 MB). */
+const BATCH_MAX_EVENTS = 500;
+const BATCH_MAX_BYTES = 2 * 1024 * 1024;
 
 /** 408, 429 and 5xx may succeed later; any other 4xx never will (PostHog refuses the event). */
 export function isRetryable(error: unknown): boolean {
@@ -119,16 +119,20 @@ function appendLog({ settings }: Delivery, body: string): void {
 }
 
 function queue(delivery: Delivery, event: CaptureEvent, body: string, reason: string): Outcome {
-  const { spool, ctx } = delivery;
+  const { spool } = delivery;
   if (!spool) return { kind: 'dropped', reason: `${reason}; the state dir is not usable for a queue` };
   try {
     enqueue(spool, event, body);
   } catch (error) {
     return { kind: 'dropped', reason: `${reason}; could not queue it (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
   }
-  const dropped = capQueue(spool);
+  return capped(delivery, { kind: 'queued', reason });
+}
+
+function capped({ spool, ctx }: Delivery, outcome: Outcome): Outcome {
+  const dropped = spool ? capQueue(spool) : 0;
   if (dropped > 0) debug(ctx, `queue full: dropped the ${dropped} oldest events`);
-  return { kind: 'queued', reason };
+  return outcome;
 }
 
 /** A new event: straight to /capture/, else the queue; then the queue, if this run may flush it. */
@@ -139,15 +143,23 @@ export async function deliverNew(delivery: Delivery, event: CaptureEvent): Promi
   if (backoff && ctx.now().getTime() < backoff.nextAttempt) {
     return queue(delivery, event, body, `receiver failing, next attempt after ${new Date(backoff.nextAttempt).toISOString()}`);
   }
+  const pending = spool && writePending(spool, event, body);
+  // If the budget runs out mid-send, the process ends with the event queued, not lost.
+  if (pending) ctx.atDeadline(() => promotePending(pending));
   let outcome: Outcome;
   try {
     const status = await postWithRetries(delivery, captureUrl(settings.endpoint), body, false);
+    if (pending) removeFile(pending);
     recordSuccess(delivery);
     appendLog(delivery, body);
     outcome = { kind: 'sent', reason: 'delivered', status };
   } catch (error) {
-    if (!isRetryable(error)) return { kind: 'dropped', reason: `the receiver refused it (${describe(error)})`, status: (error as HttpError).status };
+    if (!isRetryable(error)) {
+      if (pending) removeFile(pending);
+      return { kind: 'dropped', reason: `the receiver refused it (${describe(error)})`, status: (error as HttpError).status };
+    }
     recordFailure(delivery, error);
+    if (pending && promotePending(pending)) return capped(delivery, { kind: 'queued', reason: describe(error) });
     return queue(delivery, event, body, describe(error));
   }
   if (spool && remainingMs(delivery) > 100) await flushQueue(delivery);
@@ -174,6 +186,7 @@ export async function flushQueue(delivery: Delivery): Promise<FlushResult> {
   const unlock = tryLock(spool, ctx.pid, ctx.now().getTime(), ctx.isProcessAlive);
   if (!unlock) return { ...result, locked: true };
   try {
+    recoverAbandoned(spool, ctx.now().getTime());
     const events = readQueue(spool, (name) => {
       result.corrupt++;
       debug(ctx, `set aside a corrupt queue file: ${name}.corrupt`);

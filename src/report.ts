@@ -7,7 +7,7 @@ import { distinctId } from './identity.ts';
 import type { OptOut } from './optout.ts';
 import { toCapture } from './payload.ts';
 import { captureUrl, type Settings } from './settings.ts';
-import { droppedCount, openSpool, setDroppedCount } from './spool.ts';
+import { droppedCount, openSpool, setDroppedCount, spoolAt } from './spool.ts';
 import { productVersionProperties } from './version.ts';
 
 /**
@@ -17,8 +17,9 @@ import { productVersionProperties } from './version.ts';
  */
 export async function report(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context): Promise<void> {
   const spool = settings.dryRun ? undefined : openSpool(settings.stateDir, ctx.uid);
-  // Events the full queue had to drop are counted on the next event created, then forgotten.
-  const queueDropped = spool ? droppedCount(spool) : 0;
+  // Events the full queue had to drop are counted on the next event created, then forgotten
+  // (a dry run shows the count and leaves it).
+  const queueDropped = droppedCount(spool ?? spoolAt(settings.stateDir));
   if (spool && queueDropped > 0) setDroppedCount(spool, 0);
   const payload = toCapture({
     apiKey: settings.apiKey,

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 
 /**
  * Safe file handling in the state dir, which may sit in a shared place: directories are created
@@ -39,9 +39,12 @@ export function writeAtomically(file: string, content: string): void {
   }
 }
 
-/** Reads a regular file without following a symlink in its last component. */
+/**
+ * Reads a regular file without following a symlink in its last component (O_NONBLOCK: a FIFO
+ * put in its place cannot make us wait).
+ */
 export function readNoFollow(file: string): string {
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW);
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
     if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${file} is not a regular file`), { code: 'EINVAL' });
     return readFileSync(fd, 'utf8');
@@ -70,7 +73,7 @@ export function readJson(file: string): Record<string, unknown> | undefined {
 
 export function removeFile(file: string): void {
   try {
-    rmSync(file, { force: true });
+    unlinkSync(file);
   } catch {
     // already gone, or not ours to remove
   }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import type { Behavior } from '../scripts/endpoint.ts';
@@ -299,4 +299,40 @@ test('http_proxy carries a plain-http event; uppercase HTTP_PROXY is ignored for
   await runBundle(['start', ...args(server.url)], { http_proxy: proxy.url });
   assert.deepEqual(proxy.seen, [`POST ${server.url}/capture/`]);
   assert.equal(server.events().length, 2);
+});
+
+test('a run killed mid-send (kill -9) leaves its event on disk; it is queued once abandoned and then delivered', async (t) => {
+  const server = await endpoint(t, { kind: 'hang' });
+  const { args, state, queued } = setup(t);
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [path.join(PROJECT_DIR, 'dist/anonymous-statistics.js'), 'start', '--timeout', '20000', ...args(server.url)], { stdio: 'ignore' });
+  for (let waited = 0; waited < 5000 && server.requests.length === 0; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGKILL');
+  await new Promise((r) => child.on('exit', r));
+  const pending = readdirSync(path.join(state, 'queue')).filter((name) => name.endsWith('.pending'));
+  assert.equal(pending.length, 1, 'the event was written before the send began');
+  server.setBehavior({ kind: 'accept' });
+  await runBundle(['flush', ...args(server.url)]);
+  assert.equal(server.events().length, 0, 'a fresh pending event may belong to a live run: left alone');
+  const old = new Date(Date.now() - 3600_000);
+  utimesSync(path.join(state, 'queue', pending[0]), old, old);
+  const flushed = await runBundle(['flush', ...args(server.url)]);
+  assert.match(flushed.stdout, /sent 1 queued events/);
+  assert.equal(server.events()[0].event, 'start');
+  assert.deepEqual(queued(), []);
+});
+
+test('the --background child finishes its work when its service is stopped with SIGTERM', async (t) => {
+  const server = await endpoint(t, { kind: 'hang' });
+  const { args, queued } = setup(t);
+  const { spawn } = await import('node:child_process');
+  const child = spawn(process.execPath, [path.join(PROJECT_DIR, 'dist/anonymous-statistics.js'), 'start', '--timeout', '1500', ...args(server.url)], {
+    stdio: 'ignore',
+    env: { PATH: process.env.PATH, ANONYMOUS_STATISTICS_BACKGROUND_CHILD: '1' },
+  });
+  for (let waited = 0; waited < 5000 && server.requests.length === 0; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  child.kill('SIGTERM');
+  const code = await new Promise((r) => child.on('exit', (exitCode, signal) => r(signal ?? exitCode)));
+  assert.equal(code, 0, 'it was not killed by SIGTERM; it ended at its own deadline');
+  assert.equal(queued().length, 1, 'and queued the event it could not deliver');
 });

@@ -90,6 +90,7 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     vendor: { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/nonexistent/config', stateDir: '/nonexistent/state' },
     toolVersion: 'test',
     armDeadline: () => undefined,
+    atDeadline: () => undefined,
     random: () => 0.5,
     sleep: async () => undefined,
     pid: 4242,

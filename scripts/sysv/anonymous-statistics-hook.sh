@@ -22,8 +22,8 @@ anonymous_statistics() {
     start) set -- start ;;
     # A daemon's exit status is a number; anything else still means it did not stop cleanly.
     stop) case ${2:-0} in
-        '' | *[!0-9]*) set -- stop --exit-code 1 ;;
-        *) set -- stop --exit-code "$2" ;;
+        *[!0-9]*) set -- stop --exit-code 1 ;;
+        *) set -- stop --exit-code "${2:-0}" ;;
       esac ;;
     *) return 0 ;;
   esac
@@ -33,6 +33,7 @@ anonymous_statistics() {
 }
 
 # Run only when executed: when sourced, $0 is the init script and its $1 is not ours.
+# (So keep this file's name, or change it here too.)
 case ${0##*/} in
   anonymous-statistics-hook.sh) anonymous_statistics "$@" ;;
 esac

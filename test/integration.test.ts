@@ -1,0 +1,372 @@
+import assert from 'node:assert/strict';
+import { execFile, execFileSync } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, test, type TestContext } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import type { Endpoint } from '../scripts/endpoint.ts';
+import { BUNDLE, endpoint, PROJECT_DIR, tempDir, TRAP_LOG, trapViolations, type CliResult } from './helpers.ts';
+
+/**
+ * The pieces a vendor copies around the built file: the example installer, the systemd drop-in
+ * and the SysV hook, run as a system runs them (sh, real directories, the loopback endpoint).
+ */
+
+const SCRIPTS = path.join(PROJECT_DIR, 'scripts');
+const INSTALLER = path.join(SCRIPTS, 'install.sh');
+const DROP_IN = path.join(SCRIPTS, 'systemd/anonymous-statistics.conf');
+const STOP_HELPER = path.join(SCRIPTS, 'systemd/stop-exit-code.sh');
+const SYSV_HOOK = path.join(SCRIPTS, 'sysv/anonymous-statistics-hook.sh');
+const TRAP = path.join(PROJECT_DIR, 'test/no-remote-trap.cjs');
+const MARKER = '.opt-out-from-anonymous-statistics';
+/** Where the drop-in and the hook expect the installed files (install.sh's default prefix). */
+const INSTALLED_DIR = '/lib/example-daemon';
+/** "Returns at once", with room for node's start-up on a loaded CI machine. */
+const PROMPT_MS = 3000;
+
+after(() => assert.equal(trapViolations(), '', 'a run tried to reach a non-loopback address'));
+
+/**
+ * Runs a program (sh, mostly) with a minimal environment like runBundle's: node on PATH, and
+ * the loopback-only trap preloaded into every node started below it, detached children included.
+ */
+function run(file: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  const started = performance.now();
+  const fullEnv = {
+    PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    NODE_OPTIONS: `--require ${TRAP}`,
+    TRAP_LOG,
+    ...env,
+  };
+  return new Promise((resolve) => {
+    execFile(file, args, { env: fullEnv, timeout: 20000 }, (error, stdout, stderr) => {
+      const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
+      resolve({ code, stdout, stderr, ms: performance.now() - started });
+    });
+  });
+}
+
+interface Received {
+  event: string;
+  properties: Record<string, unknown>;
+}
+
+/** Background sending arrives a moment later: wait for `count` events (5 s at most), then a little more for any extra. */
+async function eventsArriving(server: Endpoint, count: number): Promise<Received[]> {
+  const deadline = Date.now() + 5000;
+  while (server.events().length < count && Date.now() < deadline) await delay(50);
+  await delay(300);
+  return server.events() as unknown as Received[];
+}
+
+/** Temporary config and state dirs, and the environment that points the tool at them and at the endpoint. */
+function telemetryEnv(t: TestContext, server: Endpoint) {
+  const base = tempDir(t);
+  const config = path.join(base, 'config');
+  const state = path.join(base, 'state');
+  return { base, config, state, env: { TELEMETRY_ENDPOINT: server.url, TELEMETRY_CONFIG_DIR: config, TELEMETRY_STATE_DIR: state } };
+}
+
+/** A PATH dir holding the few tools install.sh uses, and no node. */
+function pathWithoutNode(t: TestContext): string {
+  const bin = tempDir(t, 'anon-stats-bin-');
+  const searched = (process.env.PATH ?? '/usr/bin:/bin').split(':');
+  for (const tool of ['dirname', 'mkdir', 'cp', 'chmod', 'mv']) {
+    const found = searched.map((dir) => path.join(dir, tool)).find((file) => existsSync(file));
+    assert.ok(found, `${tool} not found on PATH`);
+    symlinkSync(found, path.join(bin, tool));
+  }
+  return bin;
+}
+
+// ---------------------------------------------------------------------------------------------
+// scripts/install.sh
+
+test('the installer puts a runnable file in the prefix and reports one successful install, in the background', async (t) => {
+  const server = await endpoint(t);
+  const { base, config, env } = telemetryEnv(t, server);
+  const prefix = path.join(base, 'prefix');
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], env);
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stderr, '');
+  assert.ok(result.ms < PROMPT_MS, `the installer took ${Math.round(result.ms)} ms`);
+
+  const installed = path.join(prefix, 'lib/example-daemon/anonymous-statistics.js');
+  assert.ok(readFileSync(installed).equals(readFileSync(BUNDLE)), 'the installed file is the built one');
+  assert.ok(statSync(installed).mode & 0o100, 'the installed file is executable');
+  for (const helper of ['stop-exit-code.sh', 'anonymous-statistics-hook.sh']) {
+    assert.ok(statSync(path.join(prefix, 'lib/example-daemon', helper)).mode & 0o100, `${helper} is installed, executable`);
+  }
+  const version = await run(process.execPath, [installed, '--version']);
+  assert.equal(version.code, 0, version.stderr);
+  assert.match(version.stdout, /\S/);
+
+  const events = await eventsArriving(server, 1);
+  assert.equal(events.length, 1, JSON.stringify(events));
+  assert.equal(events[0].event, 'install');
+  assert.equal(events[0].properties.install_result, 'success');
+  assert.equal(String(events[0].properties.install_code), '0');
+  assert.equal(existsSync(path.join(config, MARKER)), false, 'no opt-out marker when opted in');
+});
+
+test('the installer returns at once even when the endpoint never answers', async (t) => {
+  const server = await endpoint(t, { kind: 'hang' });
+  const { base, env } = telemetryEnv(t, server);
+  // A foreground send would wait this long for the hanging endpoint.
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix')], { ...env, TELEMETRY_TIMEOUT_MS: '8000' });
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(result.ms < PROMPT_MS, `the installer waited ${Math.round(result.ms)} ms on the network`);
+  const deadline = Date.now() + 5000;
+  while (server.requests.length === 0 && Date.now() < deadline) await delay(50);
+  assert.equal(server.requests.length, 1, 'the report was still made, by the detached child');
+  // Let the child see the connection drop and finish before the temporary dirs are removed.
+  await server.close();
+  await delay(500);
+});
+
+const INSTALL_OPT_OUTS: [string, string[], Record<string, string>][] = [
+  ['--disable-telemetry', ['--disable-telemetry'], {}],
+  ['DO_NOT_TRACK=1', [], { DO_NOT_TRACK: '1' }],
+  ['DISABLE_TELEMETRY=0', [], { DISABLE_TELEMETRY: '0' }],
+];
+
+test('an opted-out install writes the marker, starts no report and sends nothing', async (t) => {
+  const cases = await Promise.all(
+    INSTALL_OPT_OUTS.map(async ([name, flags, optOutEnv]) => {
+      const server = await endpoint(t);
+      const { base, config, state, env } = telemetryEnv(t, server);
+      const prefix = path.join(base, 'prefix');
+      const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix, ...flags], { ...env, ...optOutEnv });
+      return { name, server, config, state, prefix, result };
+    }),
+  );
+  await delay(1500);
+  for (const { name, server, config, state, prefix, result } of cases) {
+    assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+    assert.equal(result.stderr, '', name);
+    assert.match(result.stdout, /anonymous statistics disabled/, name);
+    assert.ok(existsSync(path.join(prefix, 'lib/example-daemon/anonymous-statistics.js')), `${name}: the file is installed all the same`);
+    assert.ok(existsSync(path.join(config, MARKER)), `${name}: the marker keeps the daemon's own hooks quiet too`);
+    assert.equal(existsSync(state), false, `${name}: nothing ran that could write the state dir`);
+    assert.equal(server.requests.length, 0, `${name}: the endpoint heard from it`);
+  }
+});
+
+test('a failed install is reported as a failure and keeps its own exit status', async (t) => {
+  const server = await endpoint(t);
+  const { base, env } = telemetryEnv(t, server);
+  const notADir = path.join(base, 'file');
+  writeFileSync(notADir, '');
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', notADir], env);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /installation failed \(status 1\)/);
+  const events = await eventsArriving(server, 1);
+  assert.equal(events.length, 1, JSON.stringify(events));
+  assert.deepEqual([events[0].event, events[0].properties.install_result, String(events[0].properties.install_code)], ['install', 'failure', '1']);
+});
+
+test('a report that fails never changes the installer exit status', async (t) => {
+  const base = tempDir(t);
+  // A non-loopback http: endpoint is a usage error: the tool exits 2 before any connection.
+  const env = { TELEMETRY_ENDPOINT: 'http://203.0.113.7/', TELEMETRY_CONFIG_DIR: path.join(base, 'config'), TELEMETRY_STATE_DIR: path.join(base, 'state') };
+  const ok = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix')], env);
+  assert.equal(ok.code, 0, ok.stderr);
+  assert.match(ok.stderr, /non-loopback host/, 'the broken configuration is visible');
+  const notADir = path.join(base, 'file');
+  writeFileSync(notADir, '');
+  const failed = await run('/bin/sh', [INSTALLER, '--prefix', notADir], env);
+  assert.equal(failed.code, 1, failed.stderr);
+});
+
+test('without node on PATH the installer installs, says so in one line, and exits 0', async (t) => {
+  const server = await endpoint(t);
+  const { base, env } = telemetryEnv(t, server);
+  const prefix = path.join(base, 'prefix');
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], { ...env, PATH: pathWithoutNode(t) });
+  assert.equal(result.code, 0, result.stderr);
+  assert.match(result.stderr, /^example-daemon: node not found on PATH; the anonymous install report is skipped\n$/);
+  assert.ok(existsSync(path.join(prefix, 'lib/example-daemon/anonymous-statistics.js')));
+  await delay(300);
+  assert.equal(server.requests.length, 0);
+});
+
+test('the installer refuses an unknown option with exit 2, installing and sending nothing', async (t) => {
+  const server = await endpoint(t);
+  const { base, env } = telemetryEnv(t, server);
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix'), '--bogus'], env);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /usage: sh install.sh/);
+  assert.deepEqual(readdirSync(base), []);
+  assert.equal(server.requests.length, 0);
+});
+
+// ---------------------------------------------------------------------------------------------
+// scripts/systemd
+
+/** The drop-in's ExecStartPost= / ExecStopPost= command lines, with the installed paths moved to this checkout. */
+function dropInCommands(): Record<'ExecStartPost' | 'ExecStopPost', string> {
+  const lines = readFileSync(DROP_IN, 'utf8').split('\n');
+  const found: Record<string, string[]> = {};
+  for (const line of lines) {
+    const match = /^(ExecStartPost|ExecStopPost)=(.*)$/.exec(line);
+    if (match) (found[match[1]] ??= []).push(match[2]);
+  }
+  const commands = {} as Record<'ExecStartPost' | 'ExecStopPost', string>;
+  for (const key of ['ExecStartPost', 'ExecStopPost'] as const) {
+    assert.equal(found[key]?.length, 1, `one ${key}= line`);
+    const line = found[key][0];
+    assert.ok(line.startsWith('-'), `${key}: a failure must never fail the unit`);
+    // systemd expands $ and % and parses quotes its own way; without them both read the line alike.
+    assert.doesNotMatch(line, /[$%'"\\]/, `${key} must read the same to systemd and sh`);
+    assert.match(line, / --background( |$)/, `${key} must not wait on the network`);
+    const command = line
+      .slice(1)
+      .replaceAll(`${INSTALLED_DIR}/anonymous-statistics.js`, BUNDLE)
+      .replaceAll(`${INSTALLED_DIR}/stop-exit-code.sh`, STOP_HELPER);
+    assert.ok(command.includes(BUNDLE) && !command.includes(INSTALLED_DIR), `${key} runs the installed file: ${line}`);
+    commands[key] = command;
+  }
+  return commands;
+}
+
+const STOPS: [Record<string, string>, number][] = [
+  [{ SERVICE_RESULT: 'success', EXIT_CODE: 'exited', EXIT_STATUS: '0' }, 0],
+  [{ SERVICE_RESULT: 'exit-code', EXIT_CODE: 'exited', EXIT_STATUS: '3' }, 3],
+  [{ SERVICE_RESULT: 'signal', EXIT_CODE: 'killed', EXIT_STATUS: 'KILL' }, 137],
+  [{ SERVICE_RESULT: 'core-dump', EXIT_CODE: 'dumped', EXIT_STATUS: 'SEGV' }, 139],
+  [{ SERVICE_RESULT: 'success', EXIT_CODE: 'killed', EXIT_STATUS: 'TERM' }, 0],
+];
+
+test('the systemd drop-in, run as written, reports start and the stop with the unit exit code', async (t) => {
+  const commands = dropInCommands();
+  const startServer = await endpoint(t);
+  const start = await run('/bin/sh', ['-c', commands.ExecStartPost], telemetryEnv(t, startServer).env);
+  assert.equal(start.code, 0, start.stderr);
+  assert.ok(start.ms < PROMPT_MS, `ExecStartPost= took ${Math.round(start.ms)} ms`);
+
+  const stops = await Promise.all(
+    STOPS.map(async ([unitEnv, expected]) => {
+      const server = await endpoint(t);
+      const result = await run('/bin/sh', ['-c', commands.ExecStopPost], { ...telemetryEnv(t, server).env, ...unitEnv });
+      return { unitEnv, expected, server, result };
+    }),
+  );
+
+  const started = await eventsArriving(startServer, 1);
+  assert.deepEqual(started.map((e) => e.event), ['start']);
+  for (const { unitEnv, expected, server, result } of stops) {
+    const name = `${unitEnv.SERVICE_RESULT}/${unitEnv.EXIT_STATUS}`;
+    assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+    assert.ok(result.ms < PROMPT_MS, `${name}: ExecStopPost= took ${Math.round(result.ms)} ms`);
+    const events = await eventsArriving(server, 1);
+    assert.deepEqual(events.map((e) => [e.event, e.properties.exit_code]), [['stop', expected]], name);
+  }
+});
+
+test('stop-exit-code.sh maps what systemd reports to one exit code', async () => {
+  const cases: [Record<string, string>, string][] = [
+    [{ SERVICE_RESULT: 'success', EXIT_CODE: 'exited', EXIT_STATUS: '0' }, '0'],
+    [{ SERVICE_RESULT: 'success', EXIT_CODE: 'exited', EXIT_STATUS: '3' }, '0'], // SuccessExitStatus=3
+    [{ SERVICE_RESULT: 'exit-code', EXIT_CODE: 'exited', EXIT_STATUS: '3' }, '3'],
+    [{ SERVICE_RESULT: 'exit-code', EXIT_CODE: 'exited', EXIT_STATUS: '255' }, '255'],
+    [{ SERVICE_RESULT: 'signal', EXIT_CODE: 'killed', EXIT_STATUS: 'KILL' }, '137'],
+    [{ SERVICE_RESULT: 'signal', EXIT_CODE: 'killed', EXIT_STATUS: 'SIGTERM' }, '143'],
+    [{ SERVICE_RESULT: 'watchdog', EXIT_CODE: 'dumped', EXIT_STATUS: 'ABRT' }, '134'],
+    [{ SERVICE_RESULT: 'signal', EXIT_CODE: 'killed', EXIT_STATUS: 'RTMIN+3' }, '1'],
+    [{ SERVICE_RESULT: 'timeout', EXIT_CODE: 'exited', EXIT_STATUS: '0' }, '1'],
+    [{ SERVICE_RESULT: 'start-limit-hit' }, '1'],
+    [{}, '0'], // systemd before 232, or run by hand: nothing says the daemon failed
+  ];
+  for (const [unitEnv, expected] of cases) {
+    const result = await run('/bin/sh', [STOP_HELPER, 'echo', 'stop'], unitEnv);
+    assert.deepEqual([result.code, result.stdout], [0, `stop --exit-code ${expected}\n`], JSON.stringify(unitEnv));
+  }
+});
+
+// ---------------------------------------------------------------------------------------------
+// scripts/sysv
+
+test('the SysV hook, called from an init script, reports start and stop in the background', async (t) => {
+  const calls: [string[], string, number | undefined][] = [
+    [['start'], 'start', undefined],
+    [['stop'], 'stop', 0],
+    [['stop', '3'], 'stop', 3],
+    [['stop', 'KILL'], 'stop', 1],
+  ];
+  const results = await Promise.all(
+    calls.map(async ([args, event, exitCode]) => {
+      const server = await endpoint(t);
+      const env = { ...telemetryEnv(t, server).env, ANONYMOUS_STATISTICS_JS: BUNDLE };
+      return { args, event, exitCode, server, result: await run('/bin/sh', [SYSV_HOOK, ...args], env) };
+    }),
+  );
+  for (const { args, event, exitCode, server, result } of results) {
+    assert.deepEqual([result.code, result.stdout, result.stderr], [0, '', ''], args.join(' '));
+    assert.ok(result.ms < PROMPT_MS, `${args.join(' ')} took ${Math.round(result.ms)} ms`);
+    const events = await eventsArriving(server, 1);
+    assert.deepEqual(events.map((e) => [e.event, e.properties.exit_code]), [[event, exitCode]], args.join(' '));
+  }
+});
+
+test('the SysV hook, sourced by an init script under set -eu, only defines a function that always returns 0', async (t) => {
+  const server = await endpoint(t);
+  const { base, env } = telemetryEnv(t, server);
+  const initScript = path.join(base, 'example-daemon');
+  writeFileSync(
+    initScript,
+    `set -eu\n. ${SYSV_HOOK}\necho sourced\nanonymous_statistics stop 5\nanonymous_statistics bogus\nanonymous_statistics stop 999999999999\necho "still running after $1"\n`,
+  );
+  // The init script's own $1 is "start": sourcing must not take it as a command.
+  const result = await run('/bin/sh', [initScript, 'start'], { ...env, ANONYMOUS_STATISTICS_JS: BUNDLE });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(result.stdout, 'sourced\nstill running after start\n');
+  const events = await eventsArriving(server, 1);
+  assert.deepEqual(events.map((e) => [e.event, e.properties.exit_code]), [['stop', 5]]);
+});
+
+test('the SysV hook is silent and exits 0 without node on PATH', async (t) => {
+  const result = await run('/bin/sh', [SYSV_HOOK, 'start'], { PATH: pathWithoutNode(t), TELEMETRY_ENDPOINT: 'http://127.0.0.1:9/' });
+  assert.deepEqual([result.code, result.stdout, result.stderr], [0, '', '']);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Lint and packaging
+
+function shellScripts(dir: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.sh'))
+    .map((file) => path.join(dir, file))
+    .sort();
+}
+
+test('every shell script in scripts/ passes shellcheck -s sh', () => {
+  const scripts = shellScripts(SCRIPTS);
+  assert.ok(scripts.length >= 3, scripts.join(', '));
+  let available = true;
+  try {
+    execFileSync('shellcheck', ['--version'], { stdio: 'ignore' });
+  } catch {
+    available = false;
+  }
+  assert.ok(available, 'shellcheck is not installed: install it (apt-get install -y shellcheck) to run this test');
+  try {
+    execFileSync('shellcheck', ['-s', 'sh', ...scripts], { encoding: 'utf8', stdio: 'pipe' });
+  } catch (error) {
+    assert.fail(`shellcheck -s sh found problems:\n${(error as { stdout?: string }).stdout ?? error}`);
+  }
+});
+
+test('npm pack ships the built file as the bin, with no runtime dependencies', () => {
+  const stdout = execFileSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { cwd: PROJECT_DIR, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const [pack] = JSON.parse(stdout) as { name: string; files: { path: string }[] }[];
+  const files = pack.files.map((file) => file.path);
+  assert.equal(pack.name, 'anonymous-statistics');
+  assert.ok(files.includes('package.json'), files.join(', '));
+  assert.ok(files.includes('dist/anonymous-statistics.js'), files.join(', '));
+  const manifest = JSON.parse(readFileSync(path.join(PROJECT_DIR, 'package.json'), 'utf8'));
+  const bins = typeof manifest.bin === 'string' ? { [manifest.name]: manifest.bin } : manifest.bin;
+  assert.deepEqual(Object.values(bins ?? {}).map((target) => path.posix.normalize(String(target))), ['dist/anonymous-statistics.js']);
+  for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies', 'bundleDependencies', 'bundledDependencies']) {
+    assert.deepEqual(Object.keys(manifest[field] ?? {}), [], `${field} must be empty: the file is self-contained`);
+  }
+});
