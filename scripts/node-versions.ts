@@ -1,7 +1,8 @@
 /**
  * Fetches the Node.js builds the compiled file must run on (npm serves them as packages:
- * node-<platform>-<arch>@<version>) into .cache/node/<version>/node, once. The tests run the
- * built file under each of them.
+ * node-<platform>-<arch>@<version>) into a cache outside the checkout, once per machine, so
+ * repeated CI runs on the same machine reuse them. scripts/test-node-versions.ts runs the
+ * built file's end-to-end tests under each of them.
  */
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync } from 'node:fs';
@@ -11,7 +12,7 @@ import path from 'node:path';
 /** 18.19 is what Debian 12 and Ubuntu 24.04 ship; the others are the current LTS lines. */
 export const NODE_VERSIONS = ['18.19.0', '20.20.2', '22.23.3', '24.21.0'];
 
-const CACHE = path.resolve(__dirname, '../.cache/node');
+const CACHE = path.join(process.env.XDG_CACHE_HOME || path.join(os.homedir(), '.cache'), 'anonymous-statistics', 'node');
 
 export function nodeBinary(version: string): string {
   return path.join(CACHE, version, 'node');

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSy
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import type { Behavior } from '../scripts/endpoint.ts';
-import { endpoint, listTree, makeRoot, PROJECT_DIR, runBundle, tempDir, trapViolations } from './helpers.ts';
+import { BUNDLE, endpoint, listTree, makeRoot, NODE_UNDER_TEST, PROJECT_DIR, runBundle, tempDir, trapViolations } from './helpers.ts';
 import { startProxy } from './proxy-server.ts';
 
 /** The built file against a real server on 127.0.0.1 that misbehaves in every way we know. */
@@ -305,7 +305,7 @@ test('a run killed mid-send (kill -9) leaves its event on disk; it is queued onc
   const server = await endpoint(t, { kind: 'hang' });
   const { args, state, queued } = setup(t);
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, [path.join(PROJECT_DIR, 'dist/anonymous-statistics.js'), 'start', '--timeout', '20000', ...args(server.url)], { stdio: 'ignore' });
+  const child = spawn(NODE_UNDER_TEST, [BUNDLE, 'start', '--timeout', '20000', ...args(server.url)], { stdio: 'ignore' });
   for (let waited = 0; waited < 5000 && server.requests.length === 0; waited += 50) await new Promise((r) => setTimeout(r, 50));
   child.kill('SIGKILL');
   await new Promise((r) => child.on('exit', r));
@@ -326,7 +326,7 @@ test('the --background child finishes its work when its service is stopped with 
   const server = await endpoint(t, { kind: 'hang' });
   const { args, queued } = setup(t);
   const { spawn } = await import('node:child_process');
-  const child = spawn(process.execPath, [path.join(PROJECT_DIR, 'dist/anonymous-statistics.js'), 'start', '--timeout', '1500', ...args(server.url)], {
+  const child = spawn(NODE_UNDER_TEST, [BUNDLE, 'start', '--timeout', '1500', ...args(server.url)], {
     stdio: 'ignore',
     env: { PATH: process.env.PATH, ANONYMOUS_STATISTICS_BACKGROUND_CHILD: '1' },
   });

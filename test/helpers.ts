@@ -8,6 +8,8 @@ import { startEndpoint, type Behavior, type Endpoint, type EndpointOptions } fro
 
 export const PROJECT_DIR = path.resolve(__dirname, '..');
 export const BUNDLE = path.join(PROJECT_DIR, 'dist/anonymous-statistics.js');
+/** The Node.js that runs the built file: TEST_NODE when scripts/test-node-versions.ts sets it. */
+export const NODE_UNDER_TEST = process.env.TEST_NODE ?? process.execPath;
 const TRAP = path.join(PROJECT_DIR, 'test/no-remote-trap.cjs');
 /** Where the trap records any attempt to reach a non-loopback address (one file per test process). */
 export const TRAP_LOG = path.join(os.tmpdir(), `anon-stats-trap-${process.pid}.log`);
@@ -63,7 +65,7 @@ export interface CliResult {
  * Runs the built file as users do, with a minimal environment (no inherited DO_NOT_TRACK,
  * HOME or TELEMETRY_* surprises) and the loopback-only trap preloaded.
  */
-export function runBundle(args: string[], env: Record<string, string> = {}, node = process.execPath): Promise<CliResult> {
+export function runBundle(args: string[], env: Record<string, string> = {}, node = NODE_UNDER_TEST): Promise<CliResult> {
   const started = performance.now();
   const fullEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${TRAP}`, TRAP_LOG, ...env };
   return new Promise((resolve) => {

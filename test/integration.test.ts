@@ -5,7 +5,7 @@ import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Endpoint } from '../scripts/endpoint.ts';
-import { BUNDLE, endpoint, PROJECT_DIR, tempDir, TRAP_LOG, trapViolations, type CliResult } from './helpers.ts';
+import { BUNDLE, endpoint, NODE_UNDER_TEST, PROJECT_DIR, tempDir, TRAP_LOG, trapViolations, type CliResult } from './helpers.ts';
 
 /**
  * The pieces a vendor copies around the built file: the example installer, the systemd drop-in
@@ -33,7 +33,7 @@ after(() => assert.equal(trapViolations(), '', 'a run tried to reach a non-loopb
 function run(file: string, args: string[], env: Record<string, string> = {}): Promise<CliResult> {
   const started = performance.now();
   const fullEnv = {
-    PATH: `${path.dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    PATH: `${path.dirname(NODE_UNDER_TEST)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
     NODE_OPTIONS: `--require ${TRAP}`,
     TRAP_LOG,
     ...env,
@@ -97,7 +97,7 @@ test('the installer puts a runnable file in the prefix and reports one successfu
   for (const helper of ['stop-exit-code.sh', 'anonymous-statistics-hook.sh']) {
     assert.ok(statSync(path.join(prefix, 'lib/example-daemon', helper)).mode & 0o100, `${helper} is installed, executable`);
   }
-  const version = await run(process.execPath, [installed, '--version']);
+  const version = await run(NODE_UNDER_TEST, [installed, '--version']);
   assert.equal(version.code, 0, version.stderr);
   assert.match(version.stdout, /\S/);
 
