@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import { PROJECT_DIR, runBundle } from './helpers.ts';
+
+/** The contract lives beside the repository (../shared), as it does for CI. */
+const CONTRACT = readFileSync(path.join(PROJECT_DIR, '../shared/CONTRACT.md'), 'utf8');
+
+test('--help lists every command and every option the contract names', async () => {
+  const help = await runBundle(['--help']);
+  assert.equal(help.code, 0);
+  const options = new Set([...CONTRACT.matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0]));
+  const commands = new Set([...CONTRACT.matchAll(/^\| `([a-z][a-z-]*)`/gm)].map((m) => m[1]));
+  for (const name of ['status', 'disable', 'enable', 'flush', 'history']) commands.add(name);
+  assert.ok(options.size >= 20 && commands.size >= 12, 'the contract was read');
+  for (const option of options) assert.ok(help.stdout.includes(option), `--help does not mention ${option}`);
+  for (const command of commands) assert.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'), `--help does not list ${command}`);
+});
+
+test('--version prints the package version', async () => {
+  const version = JSON.parse(readFileSync(path.join(PROJECT_DIR, 'package.json'), 'utf8')).version;
+  const result = await runBundle(['--version']);
+  assert.deepEqual([result.code, result.stdout], [0, `${version}\n`]);
+});
