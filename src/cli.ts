@@ -30,7 +30,7 @@ export const MANAGEMENT_COMMANDS = {
   disable: { 'config-dir': SETTINGS_OPTIONS['config-dir'], 'state-dir': SETTINGS_OPTIONS['state-dir'] },
   enable: { 'config-dir': SETTINGS_OPTIONS['config-dir'] },
   flush: SETTINGS_OPTIONS,
-  history: { 'state-dir': SETTINGS_OPTIONS['state-dir'], ...json },
+  history: { ...SETTINGS_OPTIONS, ...json },
 } satisfies Record<string, Spec>;
 type ManagementName = keyof typeof MANAGEMENT_COMMANDS;
 
@@ -168,7 +168,7 @@ Event commands:
   Legacy forms: START, EXIT OK|ERROR, FATAL <program:thread> <data>, ACLK_CONN_FAIL <result> <data>
 
 Management commands:
-  status [--json]     is telemetry on, and which opt-out turned it off
+  status [--json]     is telemetry on, which opt-out turned it off, and what would be sent
   disable             create the opt-out marker file in the config dir; delete queued events
   enable              remove the opt-out marker file
   flush               send events queued while offline

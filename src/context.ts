@@ -34,6 +34,14 @@ export interface Context {
   isProcessAlive: (pid: number) => boolean;
   /** Starts this same file with `args`, detached from our session and stdio, and does not wait. */
   spawnDetached: (args: readonly string[]) => void;
+  /** True in the detached child that --background started. */
+  backgroundChild: boolean;
+  stderrIsTTY: () => boolean;
+  /** This machine's host name and the user running us, for scrubbing free text. */
+  hostName: () => string;
+  userName: () => string | undefined;
+  /** Whether we run under CI, and which (ci-info, bundled). */
+  ci: () => { isCI: boolean; name: string | null };
 }
 
 declare const TOOL_VERSION: string | undefined;
@@ -87,6 +95,22 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
       // A new session (detached), so closing the caller's terminal does not take the child along.
       const env = { ...process.env, [BACKGROUND_CHILD]: '1' };
       spawn(process.execPath, [process.argv[1], ...args], { detached: true, stdio: 'ignore', windowsHide: true, env }).unref();
+    },
+    backgroundChild: Boolean(process.env[BACKGROUND_CHILD]),
+    // tty.isatty(2) rather than process.stderr.isTTY, which builds the stream to answer.
+    stderrIsTTY: () => (require('node:tty') as typeof import('node:tty')).isatty(2),
+    hostName: () => os.hostname(),
+    userName: () => {
+      try {
+        return os.userInfo().username;
+      } catch {
+        return undefined; // a uid without a passwd entry, as in some containers
+      }
+    },
+    // ci-info reads process.env when loaded, which is why it is loaded here and only on demand.
+    ci: () => {
+      const info = require('ci-info') as typeof import('ci-info');
+      return { isCI: info.isCI, name: info.name };
     },
   };
   // Touching process.stdout builds a stream (and loads node:stream): only when it was used.

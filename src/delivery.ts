@@ -2,6 +2,7 @@ import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { debug, PROGRAM, type Context } from './context.ts';
 import { HttpError } from './errors.ts';
+import { record } from './ledger.ts';
 import type { CaptureEvent } from './payload.ts';
 import { proxyFor } from './proxy.ts';
 import { batchUrl, captureUrl, type Settings } from './settings.ts';
@@ -108,7 +109,10 @@ function recordSuccess({ spool }: Delivery): void {
   if (spool && readBackoff(spool)) removeFile(backoffFile(spool));
 }
 
-/** The transparency log: every payload delivered, one JSON per line. */
+/**
+ * The transparency log: every payload delivered, one JSON per line, byte for byte as it went on
+ * the wire (a queued event is logged wrapped: {"queued":true,"reason":...,"payload":...}).
+ */
 function appendLog({ settings }: Delivery, body: string): void {
   if (settings.logFile === undefined) return;
   try {
@@ -126,10 +130,12 @@ function queue(delivery: Delivery, event: CaptureEvent, body: string, reason: st
   } catch (error) {
     return { kind: 'dropped', reason: `${reason}; could not queue it (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
   }
-  return capped(delivery, { kind: 'queued', reason });
+  return capped(delivery, { kind: 'queued', reason }, body);
 }
 
-function capped({ spool, ctx }: Delivery, outcome: Outcome): Outcome {
+function capped(delivery: Delivery, outcome: Outcome, body: string): Outcome {
+  const { spool, ctx } = delivery;
+  appendLog(delivery, `{"queued":true,"reason":${JSON.stringify(outcome.reason)},"payload":${body}}`);
   const dropped = spool ? capQueue(spool) : 0;
   if (dropped > 0) debug(ctx, `queue full: dropped the ${dropped} oldest events`);
   return outcome;
@@ -159,7 +165,7 @@ export async function deliverNew(delivery: Delivery, event: CaptureEvent): Promi
       return { kind: 'dropped', reason: `the receiver refused it (${describe(error)})`, status: (error as HttpError).status };
     }
     recordFailure(delivery, error);
-    if (pending && promotePending(pending)) return capped(delivery, { kind: 'queued', reason: describe(error) });
+    if (pending && promotePending(pending)) return capped(delivery, { kind: 'queued', reason: describe(error) }, body);
     return queue(delivery, event, body, describe(error));
   }
   if (spool && remainingMs(delivery) > 100) await flushQueue(delivery);
@@ -196,13 +202,14 @@ export async function flushQueue(delivery: Delivery): Promise<FlushResult> {
       if (remainingMs(delivery) <= 0) break;
       const envelope = { api_key: batch[0].event.api_key, sent_at: ctx.now().toISOString(), batch: batch.map(({ event: { api_key: _key, ...rest } }) => rest) };
       try {
-        await postWithRetries(delivery, batchUrl(settings.endpoint), gzipSync(JSON.stringify(envelope)), true);
+        const status = await postWithRetries(delivery, batchUrl(settings.endpoint), gzipSync(JSON.stringify(envelope)), true);
         for (const item of batch) {
           removeFile(item.file);
           appendLog(delivery, JSON.stringify(item.event));
         }
         result.sent += batch.length;
         recordSuccess(delivery);
+        recordBatch(delivery, batch, 'sent', `from the queue, in a batch of ${batch.length}`, status);
       } catch (error) {
         if (isRetryable(error)) {
           recordFailure(delivery, error);
@@ -212,6 +219,7 @@ export async function flushQueue(delivery: Delivery): Promise<FlushResult> {
         // The receiver will never take these: drop them rather than loop on them forever.
         for (const item of batch) removeFile(item.file);
         result.dropped += batch.length;
+        recordBatch(delivery, batch, 'dropped', `the receiver refused the batch (${describe(error)})`, (error as HttpError).status);
         debug(ctx, `dropped ${batch.length} queued events the receiver refused (${describe(error)})`);
       }
     }
@@ -220,6 +228,14 @@ export async function flushQueue(delivery: Delivery): Promise<FlushResult> {
   } finally {
     unlock();
   }
+}
+
+function recordBatch({ spool }: Delivery, batch: QueuedEvent[], outcome: 'sent' | 'dropped', reason: string, status: number | undefined): void {
+  if (!spool) return;
+  record(
+    spool.stateDir,
+    batch.map(({ event }) => ({ time: String(event.timestamp), event: String(event.event), uuid: String(event.uuid), outcome, reason, status })),
+  );
 }
 
 /** Oldest first, one API key per request (the key goes in the envelope), bounded in count and size. */

@@ -1,4 +1,5 @@
 import { createHmac } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { readText } from './detect/fs.ts';
 import { ensurePrivateDir, readNoFollow, writeAtomically } from './state-dir.ts';
@@ -29,6 +30,14 @@ export function distinctId(input: IdentityInput): string {
   const machineId = readText(input.root, 'etc/machine-id')?.trim();
   if (machineId && MACHINE_ID.test(machineId)) return appSpecificId(machineId, input.product);
   return storedRandomId(input);
+}
+
+/** Where distinct_id comes from on this machine, for `status`. */
+export function identitySource(root: string, stateDir: string): string {
+  const machineId = readText(root, 'etc/machine-id')?.trim();
+  if (machineId && MACHINE_ID.test(machineId)) return `${path.join(root, 'etc/machine-id')} (only a keyed hash of it is sent)`;
+  const stored = path.join(stateDir, DISTINCT_ID_FILE);
+  return existsSync(stored) ? `${stored} (a random id)` : `none yet: a random id will be kept in ${stored}`;
 }
 
 export function appSpecificId(machineId: string, product: string): string {

@@ -20,8 +20,11 @@ export interface CaptureInput {
   version: { product_version: string; product_version_semver: string };
   system: DetectionProperties;
   eventProperties: EventProperties;
-  /** Events the full offline queue dropped since the last event was created. */
-  queueDropped: number;
+  /**
+   * ci/ci_name: the run is under CI (ci-info's vendor name); queue_dropped: events the full
+   * offline queue dropped; suppressed_events: events held back by the crash-loop limit.
+   */
+  automation: { ci: boolean; ci_name: string; queue_dropped: number; suppressed_events: number };
   uuid: string;
   timestamp: Date;
 }
@@ -45,7 +48,7 @@ export function toCapture(input: CaptureInput): CaptureEvent {
       ...input.version,
       schema_version: SCHEMA_VERSION,
       ...input.system,
-      queue_dropped: input.queueDropped,
+      ...input.automation,
       ...input.eventProperties,
     },
   };

@@ -1,13 +1,20 @@
-import type { Context } from './context.ts';
-import { debug } from './context.ts';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { debug, type Context } from './context.ts';
 import { deliverNew } from './delivery.ts';
+import { readText } from './detect/fs.ts';
 import { detectSystem } from './detect/index.ts';
 import type { EventName, EventProperties } from './events.ts';
 import { distinctId } from './identity.ts';
+import { record } from './ledger.ts';
 import type { OptOut } from './optout.ts';
-import { toCapture } from './payload.ts';
+import { toCapture, type CaptureEvent } from './payload.ts';
+import { admitEvent, peekRate } from './rate-limit.ts';
+import { createScrubber } from './scrub.ts';
 import { captureUrl, type Settings } from './settings.ts';
 import { droppedCount, openSpool, setDroppedCount, spoolAt } from './spool.ts';
+import { writeAtomically } from './state-dir.ts';
+import { DEFAULT_EVENTS_PER_HOUR } from './vendor.ts';
 import { productVersionProperties } from './version.ts';
 
 /**
@@ -15,29 +22,90 @@ import { productVersionProperties } from './version.ts';
  * only when needed (run.ts imports it dynamically), so an opted-out run never evaluates
  * detection, crypto or HTTP code.
  */
-export async function report(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context): Promise<void> {
-  const spool = settings.dryRun ? undefined : openSpool(settings.stateDir, ctx.uid);
-  // Events the full queue had to drop are counted on the next event created, then forgotten
-  // (a dry run shows the count and leaves it).
-  const queueDropped = droppedCount(spool ?? spoolAt(settings.stateDir));
-  if (spool && queueDropped > 0) setDroppedCount(spool, 0);
-  const payload = toCapture({
+
+const NOTICE_FILE = 'notice-shown';
+
+/** Free text with this host's names, users, paths and addresses replaced by placeholders. */
+function scrubbed(properties: EventProperties, settings: Settings, ctx: Context): EventProperties {
+  const hostNames = [ctx.hostName(), readText(settings.root, 'etc/hostname')?.trim() ?? ''].flatMap((name) => [name, name.split('.')[0]]);
+  const passwdUsers = (readText(settings.root, 'etc/passwd') ?? '')
+    .split('\n')
+    .map((line) => line.split(':'))
+    .filter((fields) => Number(fields[2]) >= 1000 && Number(fields[2]) < 60000)
+    .map((fields) => fields[0]);
+  const userNames = [ctx.userName() ?? '', ctx.env.USER ?? '', ctx.env.LOGNAME ?? '', ctx.env.SUDO_USER ?? '', ...passwdUsers].filter((name) => name !== 'root');
+  const scrub = createScrubber(hostNames, userNames);
+  return Object.fromEntries(
+    Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? scrub(value) : Array.isArray(value) ? value.map(scrub) : value]),
+  );
+}
+
+/** The payload for `command` as it would go out now (also what `status` shows). */
+export function buildPayload(command: EventName, eventProperties: EventProperties, settings: Settings, ctx: Context, counts: { queueDropped: number; suppressed: number }): CaptureEvent {
+  const ci = ctx.ci();
+  return toCapture({
     apiKey: settings.apiKey,
     event: command,
     distinctId: distinctId({ root: settings.root, product: settings.product, stateDir: settings.stateDir, persist: !settings.dryRun, uuid: ctx.uuid, uid: ctx.uid }),
     product: settings.product,
     version: productVersionProperties(settings.productVersion),
     system: detectSystem({ root: settings.root, env: ctx.env, platform: ctx.platform() }),
-    eventProperties,
-    queueDropped,
+    automation: { ci: ci.isCI, ci_name: ci.name ?? 'none', queue_dropped: counts.queueDropped, suppressed_events: counts.suppressed },
+    eventProperties: scrubbed(eventProperties, settings, ctx),
     uuid: ctx.uuid(),
     timestamp: ctx.now(),
   });
+}
+
+export async function report(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context): Promise<void> {
   if (settings.dryRun) {
-    ctx.stdout(`${JSON.stringify(payload)}\n`);
+    const counts = { queueDropped: droppedCount(spoolAt(settings.stateDir)), suppressed: peekRate(settings.stateDir) };
+    ctx.stdout(`${JSON.stringify(buildPayload(command, eventProperties, settings, ctx, counts))}\n`);
     ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${captureUrl(settings.endpoint).href}\n`);
     return;
   }
+  const spool = openSpool(settings.stateDir, ctx.uid);
+  const started = ctx.elapsedMs();
+  let suppressed = 0;
+  if (spool) {
+    const decision = admitEvent(settings.stateDir, command, ctx.now().getTime(), ctx.vendor.eventsPerHour ?? DEFAULT_EVENTS_PER_HOUR);
+    if (!decision.admitted) {
+      const reason = `more than ${ctx.vendor.eventsPerHour ?? DEFAULT_EVENTS_PER_HOUR} ${command} events this hour (crash-loop limit)`;
+      record(settings.stateDir, [{ time: ctx.now().toISOString(), event: command, uuid: '', outcome: 'suppressed', reason }]);
+      debug(ctx, `not sending ${command}: ${reason}`);
+      return;
+    }
+    suppressed = decision.suppressed;
+  }
+  // Events the full queue had to drop are counted on the next event created, then forgotten.
+  const queueDropped = spool ? droppedCount(spool) : 0;
+  if (spool && queueDropped > 0) setDroppedCount(spool, 0);
+  const payload = buildPayload(command, eventProperties, settings, ctx, { queueDropped, suppressed });
+  if (spool) showFirstRunNotice(settings, ctx);
   const outcome = await deliverNew({ settings, ctx, spool }, payload);
+  if (spool) {
+    record(settings.stateDir, [
+      { time: payload.timestamp, event: command, uuid: payload.uuid, outcome: outcome.kind, reason: outcome.reason, status: outcome.status, duration_ms: Math.round(ctx.elapsedMs() - started) },
+    ]);
+  }
   debug(ctx, `${command} ${payload.uuid}: ${outcome.kind} (${outcome.reason})`);
+}
+
+/**
+ * Once per host, the first time an event would go out and a person is watching stderr: what is
+ * collected and how to say no. Never on stdout, never from a --background child.
+ */
+function showFirstRunNotice(settings: Settings, ctx: Context): void {
+  const marker = path.join(settings.stateDir, NOTICE_FILE);
+  if (ctx.backgroundChild || existsSync(marker) || !ctx.stderrIsTTY()) return;
+  ctx.stderr(
+    `${settings.product} sends anonymous usage statistics: OS, kernel, architecture, virtualization and\n` +
+      `container type, product version, and start/stop/crash events. Never host names, users, paths or\n` +
+      `addresses. Opt out with DO_NOT_TRACK=1, or: anonymous-statistics disable. See --dry-run for the data.\n`,
+  );
+  try {
+    writeAtomically(marker, `${ctx.now().toISOString()}\n`);
+  } catch {
+    // Not writable: the notice may show again, which errs on the side of telling.
+  }
 }

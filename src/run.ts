@@ -4,7 +4,7 @@ import { debug, PROGRAM, type Context } from './context.ts';
 import { CommandError, UsageError } from './errors.ts';
 import { buildEventProperties, type EventName } from './events.ts';
 import { markerPath, optOuts, type OptOut } from './optout.ts';
-import { captureUrl, resolveSettings, type OptionValues, type Settings } from './settings.ts';
+import { captureUrl, resolveSettings, type OptionValues } from './settings.ts';
 
 /** Past the budget, the deadline ends the process this much later at the latest. */
 const DEADLINE_GRACE_MS = 50;
@@ -72,8 +72,27 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   async status(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
     const active = optOuts(settings.disableFlag, ctx.env, settings.configDir);
-    const { queuedFiles, spoolAt } = await import('./spool.ts');
-    const report = statusReport(settings, active, queuedFiles(spoolAt(settings.stateDir)).length);
+    const [{ queuedFiles, spoolAt, droppedCount }, { buildPayload }, { identitySource }, { peekRate }] = await Promise.all([
+      import('./spool.ts'),
+      import('./report.ts'),
+      import('./identity.ts'),
+      import('./rate-limit.ts'),
+    ]);
+    const spool = spoolAt(settings.stateDir);
+    // What a `start` would carry right now: built as a dry run builds it, nothing written.
+    const { properties } = buildPayload('start', {}, { ...settings, dryRun: true }, ctx, { queueDropped: droppedCount(spool), suppressed: peekRate(settings.stateDir) });
+    const report = {
+      telemetry: active.length === 0 ? 'on' : 'off',
+      opt_outs: active,
+      marker_file: markerPath(settings.configDir),
+      endpoint: captureUrl(settings.endpoint).href,
+      machine_id: identitySource(settings.root, settings.stateDir),
+      state_dir: settings.stateDir,
+      queued_events: queuedFiles(spool).length,
+      log_file: settings.logFile ?? null,
+      product: settings.product,
+      properties,
+    };
     ctx.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
     return 0;
   },
@@ -113,27 +132,40 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     if (result.error !== undefined || result.remaining > 0) throw new CommandError(`${result.remaining} events still queued: ${result.error ?? 'the time budget ran out'}`);
     return 0;
   },
-  history() {
-    throw new UsageError('history is not available yet');
+  async history(values, ctx) {
+    const settings = resolveSettings(values, ctx.env, ctx.vendor);
+    const { readLedger, formatLedger } = await import('./ledger.ts');
+    const entries = readLedger(settings.stateDir);
+    ctx.stdout(values.json ? `${JSON.stringify(entries, null, 2)}\n` : formatLedger(entries));
+    return 0;
   },
 };
 
-function statusReport(settings: Settings, active: OptOut[], queuedEvents: number) {
-  return {
-    telemetry: active.length === 0 ? 'on' : 'off',
-    opt_outs: active,
-    marker_file: markerPath(settings.configDir),
-    config_dir: settings.configDir,
-    state_dir: settings.stateDir,
-    queued_events: queuedEvents,
-    endpoint: captureUrl(settings.endpoint).href,
-    product: settings.product,
-  };
+interface StatusReport {
+  telemetry: string;
+  opt_outs: OptOut[];
+  marker_file: string;
+  endpoint: string;
+  machine_id: string;
+  state_dir: string;
+  queued_events: number;
+  log_file: string | null;
+  product: string;
+  properties: Record<string, unknown>;
 }
 
-function formatStatus(report: ReturnType<typeof statusReport>): string {
+function formatStatus(report: StatusReport): string {
   const lines = [`telemetry: ${report.telemetry}`];
   for (const optOut of report.opt_outs) lines.push(`  off because ${optOut.detail}`);
-  lines.push(`product: ${report.product}`, `endpoint: ${report.endpoint}`, `marker file: ${report.marker_file}`, `state dir: ${report.state_dir}`, `queued events: ${report.queued_events}`);
+  if (report.opt_outs.length === 0) lines.push(`  to turn it off: DO_NOT_TRACK=1, --disable-telemetry, or \`${PROGRAM} disable\` (creates ${report.marker_file})`);
+  lines.push(
+    `product: ${report.product}`,
+    `endpoint: ${report.endpoint}`,
+    `machine id: ${report.machine_id}`,
+    `state dir: ${report.state_dir} (${report.queued_events} events queued)`,
+    `log file: ${report.log_file ?? 'none (--log-file or TELEMETRY_LOG_FILE to keep one)'}`,
+    `${report.telemetry === 'on' ? 'an event sends now' : 'an event would send, if telemetry were on'} these properties (plus its own):`,
+    ...Object.entries(report.properties).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`),
+  );
   return `${lines.join('\n')}\n`;
 }

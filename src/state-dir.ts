@@ -71,6 +71,16 @@ export function readJson(file: string): Record<string, unknown> | undefined {
   }
 }
 
+/** Appends in one write (O_APPEND: concurrent appenders do not interleave lines), 0600, no symlink. */
+export function appendNoFollow(file: string, text: string): void {
+  const fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+  try {
+    writeSync(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export function removeFile(file: string): void {
   try {
     unlinkSync(file);

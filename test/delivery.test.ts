@@ -142,20 +142,32 @@ test('the next event command delivers the queue once the back-off has passed', a
   assert.equal(existsSync(path.join(state, 'delivery-backoff.json')), false, 'success clears the back-off');
 });
 
+/** Ten of each kind: the crash-loop limit lets ten events of one kind through per hour. */
+const FIFTY_EVENTS = [
+  ['start'],
+  ['stop', '--exit-code', '1'],
+  ['fatal', '--process', 'p', '--thread', 't'],
+  ['cloud-connect-fail', '--code', 'E'],
+  ['cloud-deps-fail', '--dependency', 'd'],
+].flatMap((command) => Array.from({ length: 10 }, (_, i) => [...command, '--product-version', `1.0.${i}`]));
+
 test('50 event commands at once with the endpoint down leave 50 whole events; concurrent flushers deliver each exactly once', async (t) => {
   const down = await endpoint(t);
   await down.close();
   const { args, queued, state } = setup(t);
-  const results = await Promise.all(Array.from({ length: 50 }, (_, i) => runBundle(['stop', '--exit-code', String(i), '--timeout', '3000', ...args(down.url)])));
+  const results = await Promise.all(FIFTY_EVENTS.map((command) => runBundle([...command, '--timeout', '3000', ...args(down.url)])));
   assert.ok(results.every((r) => r.code === 0));
   const waiting = queued();
   assert.equal(waiting.length, 50);
-  assert.deepEqual(waiting.map((e) => e.properties.exit_code).sort((a, b) => a - b), Array.from({ length: 50 }, (_, i) => i));
+  assert.deepEqual(
+    waiting.map((e) => `${e.event} ${e.properties.product_version}`).sort(),
+    FIFTY_EVENTS.map((command) => `${command[0]} ${command.at(-1)}`).sort(),
+  );
   const up = await endpoint(t);
   writeFileSync(path.join(state, 'delivery-backoff.json'), JSON.stringify({ failures: 1, nextAttempt: 0 }));
   await Promise.all([
     ...Array.from({ length: 4 }, () => runBundle(['flush', ...args(up.url)])),
-    ...Array.from({ length: 4 }, () => runBundle(['start', ...args(up.url)])),
+    ...Array.from({ length: 4 }, () => runBundle(['install', '--result', 'success', ...args(up.url)])),
   ]);
   await runBundle(['flush', ...args(up.url)]);
   const received = up.events().map((e) => e.uuid as string);

@@ -1,0 +1,227 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { LEDGER_KEEP, readLedger, record } from '../src/ledger.ts';
+import { main } from '../src/run.ts';
+import { createScrubber } from '../src/scrub.ts';
+import { endpoint, fakeContext, makeRoot, runBundle, tempDir } from './helpers.ts';
+
+/** Consent and transparency: what users can check before and after anything is sent. */
+
+const MACHINE = { 'etc/machine-id': '00112233445566778899aabbccddeeff\n', 'etc/os-release': 'ID=debian\n' };
+
+test('--dry-run, the wire and the transparency log carry the same bytes', async (t) => {
+  const server = await endpoint(t);
+  const root = makeRoot(t, MACHINE);
+  const state = tempDir(t);
+  const log = path.join(state, 'sent.log');
+  const args = ['fatal', '--process', 'p', '--thread', 't', '--line', '9', '--root', root, '--state-dir', state, '--endpoint', server.url];
+  const dry = fakeContext();
+  assert.equal(await main([...args, '--dry-run'], dry), 0);
+  assert.equal(await main([...args, '--log-file', log], fakeContext()), 0);
+  const wire = server.requests[0].body;
+  assert.equal(dry.out.join(''), `${wire}\n`, 'dry run shows what goes on the wire');
+  assert.equal(readFileSync(log, 'utf8'), `${wire}\n`, 'the log holds what went on the wire');
+});
+
+test('a queued event is logged marked as queued, and logged again as sent when the queue goes out', async (t) => {
+  const server = await endpoint(t, { kind: 'status', status: 503 });
+  const state = tempDir(t);
+  const log = path.join(state, 'sent.log');
+  const args = ['--root', makeRoot(t, MACHINE), '--state-dir', state, '--endpoint', server.url, '--log-file', log];
+  await main(['start', ...args], fakeContext());
+  const [queuedLine] = readFileSync(log, 'utf8').trim().split('\n').map((line) => JSON.parse(line));
+  assert.equal(queuedLine.queued, true);
+  assert.equal(queuedLine.reason, 'HTTP 503');
+  assert.equal(queuedLine.payload.event, 'start');
+  server.setBehavior({ kind: 'accept' });
+  assert.equal(await main(['flush', ...args], fakeContext()), 0);
+  const lines = readFileSync(log, 'utf8').trim().split('\n');
+  assert.equal(lines.length, 2);
+  assert.deepEqual(JSON.parse(lines[1]), queuedLine.payload);
+});
+
+test('an unwritable log never costs the event', async (t) => {
+  const server = await endpoint(t);
+  const result = await runBundle(['start', '--endpoint', server.url, '--state-dir', tempDir(t), '--log-file', '/nonexistent/dir/sent.log', '--root', makeRoot(t, MACHINE)]);
+  assert.deepEqual([result.code, result.stderr], [0, '']);
+  assert.equal(server.events().length, 1);
+});
+
+test('history shows what was sent, queued, dropped and suppressed, as text and --json', async (t) => {
+  const server = await endpoint(t, [{ kind: 'accept' }, { kind: 'status', status: 400 }, { kind: 'status', status: 500 }]);
+  const state = tempDir(t);
+  const args = ['--root', makeRoot(t, MACHINE), '--state-dir', state, '--endpoint', server.url];
+  await main(['start', ...args], fakeContext());
+  await main(['stop', ...args], fakeContext());
+  await main(['install', '--result', 'success', ...args], fakeContext());
+  const json = fakeContext();
+  assert.equal(await main(['history', '--json', '--state-dir', state], json), 0);
+  const entries = JSON.parse(json.out.join(''));
+  assert.deepEqual(
+    entries.map((e: Record<string, unknown>) => [e.event, e.outcome, e.status]),
+    [['start', 'sent', 200], ['stop', 'dropped', 400], ['install', 'queued', undefined]],
+  );
+  assert.match(entries[2].reason, /HTTP 500/);
+  const text = fakeContext();
+  await main(['history', '--state-dir', state], text);
+  assert.match(text.out.join(''), /^time\s+event\s+outcome\s+http\s+took\s+why\n.*start\s+sent\s+200/m);
+});
+
+test('the ledger stays small: only the newest entries are kept', (t) => {
+  const state = tempDir(t);
+  for (let i = 0; i < 1200; i++) record(state, [{ time: `t${i}`, event: 'start', uuid: `u${i}`, outcome: 'sent', reason: 'delivered '.repeat(5) }]);
+  const entries = readLedger(state);
+  assert.ok(entries.length <= LEDGER_KEEP);
+  assert.equal(entries.at(-1)?.uuid, 'u1199');
+  assert.ok(readFileSync(path.join(state, 'history.jsonl')).length <= 128 * 1024 + 200);
+});
+
+test('200 quick fatal calls from a crash loop send 10; the count of the rest rides on the next event', async (t) => {
+  const server = await endpoint(t);
+  const state = tempDir(t);
+  const args = ['--root', makeRoot(t, MACHINE), '--state-dir', state, '--endpoint', server.url];
+  for (let i = 0; i < 200; i++) assert.equal(await main(['fatal', '--process', 'd', '--thread', 't', ...args], fakeContext()), 0);
+  assert.equal(server.events().length, 10);
+  await main(['start', ...args], fakeContext());
+  const start = server.events().at(-1) as { event: string; properties: Record<string, unknown> };
+  assert.equal(start.event, 'start');
+  assert.equal(start.properties.suppressed_events, 190);
+  await main(['stop', ...args], fakeContext());
+  assert.equal((server.events().at(-1) as { properties: Record<string, unknown> }).properties.suppressed_events, 0, 'counted once');
+  const history = fakeContext();
+  await main(['history', '--json', '--state-dir', state], history);
+  assert.ok(JSON.parse(history.out.join('')).some((e: Record<string, string>) => e.outcome === 'suppressed' && /crash-loop limit/.test(e.reason)));
+});
+
+test('the crash-loop limit holds for the built file too (separate processes)', async (t) => {
+  const server = await endpoint(t);
+  const state = tempDir(t);
+  const args = ['--root', makeRoot(t, MACHINE), '--state-dir', state, '--endpoint', server.url];
+  for (let i = 0; i < 14; i++) assert.equal((await runBundle(['start', ...args])).code, 0);
+  assert.equal(server.events().length, 10);
+});
+
+test('the first-run notice goes to a terminal once, on stderr only, never from a --background child', async (t) => {
+  const server = await endpoint(t);
+  const state = tempDir(t);
+  const args = ['start', '--root', makeRoot(t, MACHINE), '--state-dir', state, '--endpoint', server.url];
+  const child = fakeContext({ stderrIsTTY: () => true, backgroundChild: true });
+  await main(args, child);
+  assert.deepEqual(child.err, []);
+  const first = fakeContext({ stderrIsTTY: () => true });
+  await main(args, first);
+  assert.match(first.err.join(''), /sends anonymous usage statistics.*\n.*Never host names.*\n.*DO_NOT_TRACK=1/);
+  assert.deepEqual(first.out, []);
+  const second = fakeContext({ stderrIsTTY: () => true });
+  await main(args, second);
+  assert.deepEqual(second.err, []);
+  const notTerminal = fakeContext({ stderrIsTTY: () => false });
+  await main(['start', '--root', makeRoot(t, MACHINE), '--state-dir', tempDir(t), '--endpoint', server.url], notTerminal);
+  assert.deepEqual(notTerminal.err, []);
+});
+
+test('status --json answers the real question: on or off, why, where, and what would be sent', async (t) => {
+  const state = tempDir(t);
+  const config = tempDir(t);
+  const root = makeRoot(t, MACHINE);
+  const ctx = fakeContext({ env: { DO_NOT_TRACK: '0' } });
+  assert.equal(await main(['status', '--json', '--state-dir', state, '--config-dir', config, '--root', root, '--endpoint', 'https://eu.i.posthog.com', '--log-file', '/var/log/x.log'], ctx), 0);
+  const status = JSON.parse(ctx.out.join(''));
+  assert.equal(status.telemetry, 'off');
+  assert.deepEqual(status.opt_outs.map((o: { mechanism: string }) => o.mechanism), ['DO_NOT_TRACK']);
+  assert.match(status.opt_outs[0].detail, /even 0/);
+  assert.equal(status.endpoint, 'https://eu.i.posthog.com/capture/');
+  assert.match(status.machine_id, /etc\/machine-id \(only a keyed hash/);
+  assert.equal(status.queued_events, 0);
+  assert.equal(status.log_file, '/var/log/x.log');
+  assert.equal(status.properties.host_os_id, 'debian');
+  const dry = fakeContext();
+  await main(['start', '--dry-run', '--state-dir', state, '--root', root], dry);
+  assert.deepEqual(status.properties, JSON.parse(dry.out.join('')).properties, 'exactly what a start would carry');
+  assert.deepEqual(readLedger(state), [], 'status writes nothing');
+  assert.equal(existsSync(path.join(state, 'distinct-id')), false);
+});
+
+test('under CI events carry ci: true and the vendor name (ci-info, bundled)', async (t) => {
+  const server = await endpoint(t);
+  const args = ['start', '--endpoint', server.url, '--state-dir', tempDir(t), '--root', makeRoot(t, MACHINE)];
+  await runBundle(args, { CI: 'true', GITHUB_ACTIONS: 'true' });
+  await runBundle(args);
+  const [inCi, notCi] = server.events().map((e) => e.properties as Record<string, unknown>);
+  assert.deepEqual([inCi.ci, inCi.ci_name], [true, 'GitHub Actions']);
+  assert.deepEqual([notCi.ci, notCi.ci_name], [false, 'none']);
+});
+
+test('free text is scrubbed before it is sent; ordinary words and source paths stay readable', async (t) => {
+  const server = await endpoint(t);
+  const root = makeRoot(t, { ...MACHINE, 'etc/hostname': 'build-box-17\n', 'etc/passwd': 'root:x:0:0::/root:/bin/sh\nkarolina:x:1000:1000::/home/karolina:/bin/sh\n' });
+  const message = 'rrdengine.c: ECONNREFUSED to 10.20.30.40 from build-box-17 as karolina, see /home/karolina/.config/x and karolina@example.com';
+  await main(['fatal', '--process', 'd', '--thread', 't', '--file', '/home/karolina/src/rrdengine.c', '--message', message, '--root', root, '--state-dir', tempDir(t), '--endpoint', server.url], fakeContext());
+  const properties = server.events()[0].properties as Record<string, string>;
+  assert.equal(properties.fatal_message, 'rrdengine.c: ECONNREFUSED to <ip> from <host> as <user>, see <path>/.config/x and <email>');
+  assert.equal(properties.fatal_file, '<path>/src/rrdengine.c');
+});
+
+const word = fc.stringMatching(/^[a-z][a-z0-9]{2,11}$/);
+const octet = fc.integer({ min: 0, max: 255 });
+const hex4 = fc.stringMatching(/^[0-9a-f]{1,4}$/);
+const SECRETS: Record<string, fc.Arbitrary<string>> = {
+  ipv4: fc.tuple(octet, octet, octet, octet).map((o) => o.join('.')),
+  ipv6: fc.array(hex4, { minLength: 8, maxLength: 8 }).map((g) => g.join(':')),
+  ipv6Compressed: fc.tuple(hex4, hex4, hex4).map(([a, b, c]) => `${a}:${b}::${c}`),
+  mac: fc.array(fc.stringMatching(/^[0-9a-f]{2}$/), { minLength: 6, maxLength: 6 }).map((g) => g.join(':')),
+  email: fc.tuple(word, word, fc.constantFrom('com', 'org', 'io')).map(([u, d, tld]) => `${u}@${d}.${tld}`),
+  uuid: fc.uuid(),
+  hexToken: fc.stringMatching(/^[0-9a-f]{16,64}$/),
+  homePath: fc.tuple(fc.constantFrom('/home/', '/Users/'), word, word).map(([base, user, rest]) => `${base}${user}/${rest}`),
+  windowsPath: fc.tuple(word, word).map(([user, rest]) => `C:\\Users\\${user}\\${rest}`),
+  urlWithCredentials: fc.tuple(word, word, word).map(([u, p, h]) => `https://${u}:${p}@${h}.example/x`),
+  urlWithQuery: fc.tuple(word, word).map(([h, v]) => `https://${h}.example/cb?token=${v}`),
+};
+const filler = fc.array(fc.constantFrom('failed', 'rrdengine.c', 'ECONNREFUSED', 'SSL_ERROR_SYSCALL', 'at', 'line', '42', 'src/daemon/main.c', '(', ')', ','), { maxLength: 6 }).map((w) => w.join(' '));
+
+/** The part of a generated value that identifies someone: it must not appear in the output. */
+function identifying(kind: string, value: string): string {
+  if (kind === 'homePath') return value.split('/')[2];
+  if (kind === 'windowsPath') return value.split('\\')[2];
+  if (kind === 'urlWithCredentials') return value.slice(value.indexOf('//') + 2, value.indexOf('@'));
+  if (kind === 'urlWithQuery') return value.slice(value.indexOf('=') + 1);
+  return value;
+}
+
+for (const [kind, secret] of Object.entries(SECRETS)) {
+  test(`property: no generated ${kind} survives scrubbing, wherever it stands in a message`, () => {
+    const scrub = createScrubber([], []);
+    fc.assert(
+      fc.property(filler, secret, filler, fc.constantFrom(' ', ': ', ' (', ' "', '=', ' ['), (before, value, after, glue) => {
+        const core = identifying(kind, value);
+        fc.pre(!before.includes(core) && !after.includes(core));
+        return !scrub(`${before}${glue}${value} ${after}`).includes(core);
+      }),
+      { numRuns: 300 },
+    );
+  });
+}
+
+test('property: the machine\'s own host and user names never survive, in any case', () => {
+  fc.assert(
+    fc.property(word, word, filler, (host, user, text) => {
+      fc.pre(host !== user && !text.includes(host) && !text.includes(user));
+      const scrub = createScrubber([`${host}.corp.example`, host], [user]);
+      const output = scrub(`${text} ${host.toUpperCase()} ${user} ${host}.corp.example`);
+      return !output.toLowerCase().includes(host) && !output.includes(user);
+    }),
+    { numRuns: 300 },
+  );
+});
+
+test('property: ordinary source paths and error texts pass unchanged', () => {
+  const scrub = createScrubber(['myhost'], ['alice']);
+  fc.assert(fc.property(filler, (text) => scrub(text) === text), { numRuns: 300 });
+  for (const text of ['rrdengine.c:412', 'ECONNREFUSED', 'SSL_ERROR_SYSCALL', 'src/daemon/main.c', 'at 12:30:45', 'HTTP 503', 'version 1.44.0', 'https://app.netdata.cloud/spaces']) {
+    assert.equal(scrub(text), text);
+  }
+});
