@@ -15,6 +15,16 @@ export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.
 const DEFAULT_VENDOR_FILE = path.join(projectDir, 'vendor.json');
 const BUNDLED_LICENSES = ['semver'];
 
+const COMMON = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node18.19',
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+} as const;
+
 export interface BuildOptions {
   vendorFile?: string;
   outfile?: string;
@@ -47,6 +57,26 @@ function vendorPlugin(vendorJson: string): Plugin {
   };
 }
 
+/**
+ * The code behind src/lazy.ts, bundled on its own and embedded as a string that is compiled on
+ * first use: scanning a string literal costs a fraction of compiling the code it holds, and an
+ * opted-out run never needs it.
+ */
+async function lazyPlugin(vendorJson: string): Promise<Plugin> {
+  const { outputFiles } = await esbuild({ ...COMMON, entryPoints: [path.join(projectDir, 'src/lazy.ts')], write: false, plugins: [vendorPlugin(vendorJson)] });
+  const code = outputFiles[0].text;
+  return {
+    name: 'lazy-string',
+    setup(build) {
+      build.onResolve({ filter: /^\.\/lazy\.ts$/ }, () => ({ path: 'lazy', namespace: 'lazy-string' }));
+      build.onLoad({ filter: /.*/, namespace: 'lazy-string' }, () => ({
+        loader: 'js',
+        contents: `const m = { exports: {} };\nnew Function('module', 'exports', 'require', ${JSON.stringify(code)})(m, m.exports, require);\nmodule.exports = m.exports;\n`,
+      }));
+    },
+  };
+}
+
 function licenseFooter(): string {
   const notices = BUNDLED_LICENSES.map((name) => {
     const license = readFileSync(path.join(projectDir, 'node_modules', name, 'LICENSE'), 'utf8').trim();
@@ -59,19 +89,13 @@ export async function build({ vendorFile = DEFAULT_VENDOR_FILE, outfile = DEFAUL
   const vendorJson = readVendorFile(vendorFile);
   const toolVersion = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')).version as string;
   await esbuild({
+    ...COMMON,
     entryPoints: [path.join(projectDir, 'src/main.ts')],
     outfile,
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node18.19',
-    minify: true,
-    legalComments: 'none',
     banner: { js: '#!/usr/bin/env node' },
     footer: { js: licenseFooter() },
     define: { TOOL_VERSION: JSON.stringify(toolVersion) },
-    plugins: [vendorPlugin(vendorJson)],
-    logLevel: 'warning',
+    plugins: [vendorPlugin(vendorJson), await lazyPlugin(vendorJson)],
   });
   return outfile;
 }

@@ -6,7 +6,7 @@ import { record } from './ledger.ts';
 import type { CaptureEvent } from './payload.ts';
 import { proxyFor } from './proxy.ts';
 import { batchUrl, captureUrl, type Settings } from './settings.ts';
-import { capQueue, enqueue, promotePending, readQueue, recoverAbandoned, tryLock, writePending, type QueuedEvent, type Spool } from './spool.ts';
+import { capQueue, enqueue, promotePending, queuedFiles, readQueue, recoverAbandoned, tryLock, writePending, type QueuedEvent, type Spool } from './spool.ts';
 import { readJson, removeFile, writeAtomically } from './state-dir.ts';
 import { post } from './transport.ts';
 
@@ -168,7 +168,8 @@ export async function deliverNew(delivery: Delivery, event: CaptureEvent): Promi
     if (pending && promotePending(pending)) return capped(delivery, { kind: 'queued', reason: describe(error) }, body);
     return queue(delivery, event, body, describe(error));
   }
-  if (spool && remainingMs(delivery) > 100) await flushQueue(delivery);
+  // The lock and a read of the queue only when there is something queued (a readdir is cheap).
+  if (spool && queuedFiles(spool).length > 0 && remainingMs(delivery) > 100) await flushQueue(delivery);
   return outcome;
 }
 

@@ -1,12 +1,13 @@
-import { createHmac } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { readText } from './detect/fs.ts';
-import { ensurePrivateDir, readNoFollow, writeAtomically } from './state-dir.ts';
+import { ensurePrivateDir, readJson, readNoFollow, writeAtomically } from './state-dir.ts';
+import { uuidV4FromBytes } from './uuid.ts';
 
 const MACHINE_ID = /^[0-9a-f]{32}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const DISTINCT_ID_FILE = 'distinct-id';
+const DERIVED_ID_FILE = 'distinct-id-derived.json';
 
 export interface IdentityInput {
   root: string;
@@ -28,8 +29,29 @@ export interface IdentityInput {
  */
 export function distinctId(input: IdentityInput): string {
   const machineId = readText(input.root, 'etc/machine-id')?.trim();
-  if (machineId && MACHINE_ID.test(machineId)) return appSpecificId(machineId, input.product);
+  if (machineId && MACHINE_ID.test(machineId)) return cachedAppSpecificId(machineId, input);
   return storedRandomId(input);
+}
+
+/**
+ * Loading node:crypto costs every run ~4 ms, so the derived id is kept beside the queue with the
+ * machine id and product it was derived from, and derived again only when either changes. The
+ * local copy of the machine id is no secret (/etc/machine-id is world-readable); it never
+ * leaves the host.
+ */
+function cachedAppSpecificId(machineId: string, { product, stateDir, persist, uid }: IdentityInput): string {
+  const file = path.join(stateDir, DERIVED_ID_FILE);
+  const cached = readJson(file);
+  if (cached?.machine_id === machineId && cached.product === product && typeof cached.id === 'string' && UUID.test(cached.id)) return cached.id;
+  const id = appSpecificId(machineId, product);
+  if (persist && ensurePrivateDir(stateDir, uid)) {
+    try {
+      writeAtomically(file, JSON.stringify({ machine_id: machineId, product, id }));
+    } catch {
+      // recomputed next time
+    }
+  }
+  return id;
 }
 
 /** Where distinct_id comes from on this machine, for `status`. */
@@ -41,11 +63,8 @@ export function identitySource(root: string, stateDir: string): string {
 }
 
 export function appSpecificId(machineId: string, product: string): string {
-  const bytes = createHmac('sha256', product).update(machineId).digest().subarray(0, 16);
-  bytes[6] = (bytes[6] & 0x0f) | 0x40;
-  bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = bytes.toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const { createHmac } = require('node:crypto') as typeof import('node:crypto');
+  return uuidV4FromBytes(createHmac('sha256', product).update(machineId).digest());
 }
 
 function storedRandomId({ stateDir, persist, uuid, uid }: IdentityInput): string {

@@ -61,7 +61,7 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
     return 0;
   }
   ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
-  const { report } = await import('./report.ts');
+  const { report } = await import('./lazy.ts');
   await report(command, eventProperties, settings, optOut, ctx);
   return 0;
 }
@@ -72,12 +72,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   async status(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
     const active = optOuts(settings.disableFlag, ctx.env, settings.configDir);
-    const [{ queuedFiles, spoolAt, droppedCount }, { buildPayload }, { identitySource }, { peekRate }] = await Promise.all([
-      import('./spool.ts'),
-      import('./report.ts'),
-      import('./identity.ts'),
-      import('./rate-limit.ts'),
-    ]);
+    const { queuedFiles, spoolAt, droppedCount, buildPayload, identitySource, peekRate } = await import('./lazy.ts');
     const spool = spoolAt(settings.stateDir);
     // What a `start` would carry right now: built as a dry run builds it, nothing written.
     const { properties } = buildPayload('start', {}, { ...settings, dryRun: true }, ctx, { queueDropped: droppedCount(spool), suppressed: peekRate(settings.stateDir) });
@@ -100,7 +95,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
     const marker = disableTelemetry(settings.configDir);
     // Consent withdrawn covers what was collected but not yet sent.
-    const { openSpool, clearQueue } = await import('./spool.ts');
+    const { openSpool, clearQueue } = await import('./lazy.ts');
     const spool = openSpool(settings.stateDir, ctx.uid);
     const cleared = spool ? clearQueue(spool) : 0;
     ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${cleared} queued events` : ''}\n`);
@@ -121,7 +116,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       ctx.stderr(`${PROGRAM}: telemetry is off (${optOut.detail}); nothing was sent\n`);
       return 0;
     }
-    const [{ flushQueue }, { openSpool }] = await Promise.all([import('./delivery.ts'), import('./spool.ts')]);
+    const { flushQueue, openSpool } = await import('./lazy.ts');
     const result = await flushQueue({ settings, ctx, spool: openSpool(settings.stateDir, ctx.uid) });
     if (result.locked) {
       ctx.stdout('another run is sending the queue right now\n');
@@ -134,7 +129,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   },
   async history(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
-    const { readLedger, formatLedger } = await import('./ledger.ts');
+    const { readLedger, formatLedger } = await import('./lazy.ts');
     const entries = readLedger(settings.stateDir);
     ctx.stdout(values.json ? `${JSON.stringify(entries, null, 2)}\n` : formatLedger(entries));
     return 0;

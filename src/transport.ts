@@ -1,4 +1,4 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { HttpError, NetworkError, TimeoutError } from './errors.ts';
 
@@ -45,15 +45,22 @@ export async function post({ url, body, budgetMs, userAgent, gzip, proxy }: Post
     if (proxy) {
       // A plain http: request goes to the proxy with the absolute URL as its target.
       const viaProxy = new URL(url.href);
-      return await exchange(http, proxy, { headers: { ...headers, host: url.host, ...proxyAuthorization(proxy) }, signal, path: viaProxy.href }, body);
+      return await exchange(httpModule(), proxy, { headers: { ...headers, host: url.host, ...proxyAuthorization(proxy) }, signal, path: viaProxy.href }, body);
     }
-    return await exchange(url.protocol === 'https:' ? httpsModule() : http, url, { headers, signal }, body);
+    return await exchange(url.protocol === 'https:' ? httpsModule() : httpModule(), url, { headers, signal }, body);
   } catch (error) {
     throw classify(error as Error);
   }
 }
 
-/** node:https (and TLS with it) is loaded only for https: endpoints. */
+/**
+ * Loaded on first use: node:http (with net and streams) costs a run that only prints a dry run
+ * ~5 ms, and node:https (with TLS) is needed only for https: endpoints.
+ */
+function httpModule(): typeof http {
+  return require('node:http') as typeof import('node:http');
+}
+
 function httpsModule(): Pick<typeof http, 'request'> {
   return require('node:https') as typeof import('node:https');
 }
@@ -81,7 +88,7 @@ function exchange(client: Pick<typeof http, 'request'>, target: URL, options: ht
 function openTunnel(proxy: URL, target: URL, signal: AbortSignal): Promise<Socket> {
   const authority = `${target.hostname}:${target.port || 443}`;
   return new Promise((resolve, reject) => {
-    const request = http.request({
+    const request = httpModule().request({
       host: proxy.hostname.replace(/^\[|\]$/g, ''),
       port: proxy.port || 80,
       method: 'CONNECT',

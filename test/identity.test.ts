@@ -16,7 +16,20 @@ test('with a machine id: a keyed hash shaped as a UUID v4, stable, app-specific,
   assert.equal(id, distinctId({ root, product: 'daemon-a', stateDir, persist: true, uuid, uid: undefined }));
   assert.notEqual(id, appSpecificId(MACHINE_ID, 'daemon-b'));
   assert.ok(!id.replaceAll('-', '').includes(MACHINE_ID.slice(0, 12)));
-  assert.deepEqual(listTree(stateDir), [], 'nothing is stored when the machine id is usable');
+  assert.deepEqual(listTree(stateDir), ['distinct-id-derived.json'], 'only the derived id is cached');
+});
+
+test('the cached derived id follows the machine id and the product, never going stale', (t) => {
+  const stateDir = tempDir(t);
+  const first = makeRoot(t, { 'etc/machine-id': `${MACHINE_ID}\n` });
+  const second = makeRoot(t, { 'etc/machine-id': 'ffeeddccbbaa99887766554433221100\n' });
+  const a = distinctId({ root: first, product: 'p', stateDir, persist: true, uuid, uid: undefined });
+  assert.equal(a, appSpecificId(MACHINE_ID, 'p'));
+  assert.equal(distinctId({ root: second, product: 'p', stateDir, persist: true, uuid, uid: undefined }), appSpecificId('ffeeddccbbaa99887766554433221100', 'p'));
+  assert.equal(distinctId({ root: second, product: 'q', stateDir, persist: true, uuid, uid: undefined }), appSpecificId('ffeeddccbbaa99887766554433221100', 'q'));
+  const dry = tempDir(t);
+  distinctId({ root: first, product: 'p', stateDir: dry, persist: false, uuid, uid: undefined });
+  assert.deepEqual(listTree(dry), [], 'a dry run caches nothing');
 });
 
 test('without a usable machine id: a random id persisted 0600 in a 0700 state dir and reused', (t) => {

@@ -1,0 +1,11 @@
+/**
+ * Everything a run needs only past the opt-out check, behind one door: run.ts imports this
+ * module dynamically, and the build ships it as a string compiled on first use, so an opted-out
+ * run neither evaluates nor even compiles detection, crypto, HTTP or queue code.
+ */
+export { flushQueue } from './delivery.ts';
+export { identitySource } from './identity.ts';
+export { formatLedger, readLedger } from './ledger.ts';
+export { peekRate } from './rate-limit.ts';
+export { buildPayload, report } from './report.ts';
+export { clearQueue, droppedCount, openSpool, queuedFiles, spoolAt } from './spool.ts';
