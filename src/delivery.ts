@@ -1,13 +1,14 @@
 import { appendFileSync } from 'node:fs';
-import path from 'node:path';
 import { debug, PROGRAM, type Context } from './context.ts';
 import { HttpError } from './errors.ts';
 import { record } from './ledger.ts';
 import type { CaptureEvent } from './payload.ts';
 import { proxyFor } from './proxy.ts';
 import { batchUrl, captureUrl, type Settings } from './settings.ts';
-import { capQueue, enqueue, promotePending, queuedFiles, readQueue, recoverAbandoned, tryLock, writePending, type QueuedEvent, type Spool } from './spool.ts';
-import { readJson, removeFile, writeAtomically } from './state-dir.ts';
+import { tryLock } from './queue-lock.ts';
+import { capQueue, enqueue, promotePending, queuedFiles, readQueue, recoverAbandoned, writePending, type QueuedEvent, type Spool } from './spool.ts';
+import { removeFile } from './state-dir.ts';
+import { readBackoff, recordFailure, recordSuccess, retryAfterMs } from './backoff.ts';
 import { post } from './transport.ts';
 
 /**
@@ -28,9 +29,6 @@ const ATTEMPTS_PER_RUN = 3;
 const FIRST_RETRY_MS = 100;
 /** Kept back from the budget for writing the queue file after the last attempt. */
 const RESERVE_MS = 40;
-const BACKOFF_FILE = 'delivery-backoff.json';
-const BACKOFF_BASE_MS = 30_000;
-const BACKOFF_MAX_MS = 6 * 60 * 60 * 1000;
 /** Batches stay well under PostHog's request size limit (20 MB). */
 const BATCH_MAX_EVENTS = 500;
 const BATCH_MAX_BYTES = 2 * 1024 * 1024;
@@ -46,15 +44,6 @@ function remainingMs({ settings, ctx }: Delivery): number {
 
 function describe(error: unknown): string {
   return error instanceof HttpError ? `HTTP ${error.status}` : `${(error as Error).name}: ${(error as Error).message}`;
-}
-
-/** Retry-After in seconds or as an HTTP date. */
-function retryAfterMs(error: unknown, now: number): number | undefined {
-  if (!(error instanceof HttpError) || error.retryAfter === undefined) return undefined;
-  const seconds = Number(error.retryAfter);
-  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
-  const date = Date.parse(error.retryAfter);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
 async function postWithRetries(delivery: Delivery, url: URL, body: string | Buffer, gzip: boolean): Promise<number> {
@@ -76,37 +65,6 @@ async function postWithRetries(delivery: Delivery, url: URL, body: string | Buff
     }
   }
   throw lastError;
-}
-
-interface Backoff {
-  failures: number;
-  nextAttempt: number;
-}
-
-function backoffFile(spool: Spool): string {
-  return path.join(spool.stateDir, BACKOFF_FILE);
-}
-
-function readBackoff(spool: Spool | undefined): Backoff | undefined {
-  const saved = spool && readJson(backoffFile(spool));
-  return saved && Number.isSafeInteger(saved.failures) && Number.isFinite(saved.nextAttempt) ? (saved as unknown as Backoff) : undefined;
-}
-
-function recordFailure({ spool, ctx }: Delivery, error: unknown): void {
-  if (!spool) return;
-  const now = ctx.now().getTime();
-  const failures = (readBackoff(spool)?.failures ?? 0) + 1;
-  const exponential = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1)) * (0.5 + ctx.random());
-  const delay = Math.max(exponential, retryAfterMs(error, now) ?? 0);
-  try {
-    writeAtomically(backoffFile(spool), JSON.stringify({ failures, nextAttempt: Math.round(now + delay) }));
-  } catch {
-    // without the file the next run simply tries again
-  }
-}
-
-function recordSuccess({ spool }: Delivery): void {
-  if (spool && readBackoff(spool)) removeFile(backoffFile(spool));
 }
 
 /**
@@ -156,7 +114,7 @@ export async function deliverNew(delivery: Delivery, event: CaptureEvent): Promi
   try {
     const status = await postWithRetries(delivery, captureUrl(settings.endpoint), body, false);
     if (pending) removeFile(pending);
-    recordSuccess(delivery);
+    recordSuccess(delivery.spool);
     appendLog(delivery, body);
     outcome = { kind: 'sent', reason: 'delivered', status };
   } catch (error) {
@@ -164,7 +122,7 @@ export async function deliverNew(delivery: Delivery, event: CaptureEvent): Promi
       if (pending) removeFile(pending);
       return { kind: 'dropped', reason: `the receiver refused it (${describe(error)})`, status: (error as HttpError).status };
     }
-    recordFailure(delivery, error);
+    recordFailure(delivery.spool, delivery.ctx, error);
     if (pending && promotePending(pending)) return capped(delivery, { kind: 'queued', reason: describe(error) }, body);
     return queue(delivery, event, body, describe(error));
   }
@@ -209,11 +167,11 @@ export async function flushQueue(delivery: Delivery): Promise<FlushResult> {
           appendLog(delivery, JSON.stringify(item.event));
         }
         result.sent += batch.length;
-        recordSuccess(delivery);
+        recordSuccess(delivery.spool);
         recordBatch(delivery, batch, 'sent', `from the queue, in a batch of ${batch.length}`, status);
       } catch (error) {
         if (isRetryable(error)) {
-          recordFailure(delivery, error);
+          recordFailure(delivery.spool, delivery.ctx, error);
           result.error = describe(error);
           break;
         }

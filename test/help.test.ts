@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { PROJECT_DIR, runBundle } from './helpers.ts';
 
-/** The contract lives beside the repository (../shared), as it does for CI. */
-const CONTRACT = readFileSync(path.join(PROJECT_DIR, '../shared/CONTRACT.md'), 'utf8');
+/** The contract lives beside the repository (../shared), as it does for developers and CI. */
+const CONTRACT_FILE = path.join(PROJECT_DIR, '../shared/CONTRACT.md');
 
 test('--help lists every command and every option the contract names', async () => {
+  assert.ok(existsSync(CONTRACT_FILE), `${CONTRACT_FILE} is missing: check out the repository beside shared/`);
+  const CONTRACT = readFileSync(CONTRACT_FILE, 'utf8');
   const help = await runBundle(['--help']);
   assert.equal(help.code, 0);
   const options = new Set([...CONTRACT.matchAll(/--[a-z][a-z-]*/g)].map((m) => m[0]));
