@@ -167,7 +167,11 @@ function check(req: IncomingMessage, raw: Buffer): Verdict {
 export function describeEvent(event: Record<string, unknown>): string {
   const properties = (event.properties ?? {}) as Record<string, unknown>;
   const own = Object.entries(properties).filter(([key]) => /^(exit_code|fatal_|cloud_|install_)/.test(key));
-  const system = `${properties.host_os_name} ${properties.host_os_version_id} / ${properties.system_kernel_name} ${properties.system_kernel_version} / virt ${properties.system_virtualization} / container ${properties.system_container}`;
+  const inContainer = properties.container_os_name !== 'none';
+  const os = inContainer
+    ? `${properties.container_os_name} ${properties.container_os_version_id} in ${properties.system_container} on host ${properties.host_os_name}`
+    : `${properties.host_os_name} ${properties.host_os_version_id}`;
+  const system = `${os} / ${properties.system_kernel_name} ${properties.system_kernel_version} ${properties.system_architecture} / virt ${properties.system_virtualization}`;
   return `${String(event.event).padEnd(18)} ${own.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ') || '-'}\n${' '.repeat(19)}${system}`;
 }
 
