@@ -27,8 +27,9 @@ const json = { json: { type: 'boolean' } } satisfies Spec;
 
 export const MANAGEMENT_COMMANDS = {
   status: { ...SETTINGS_OPTIONS, ...json },
-  disable: { 'config-dir': SETTINGS_OPTIONS['config-dir'], 'state-dir': SETTINGS_OPTIONS['state-dir'] },
-  enable: { 'config-dir': SETTINGS_OPTIONS['config-dir'] },
+  // The management commands take every setting, so a script can pass one set of flags to all.
+  disable: SETTINGS_OPTIONS,
+  enable: SETTINGS_OPTIONS,
   flush: SETTINGS_OPTIONS,
   history: { ...SETTINGS_OPTIONS, ...json },
 } satisfies Record<string, Spec>;

@@ -78,6 +78,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     const { properties } = buildPayload('start', {}, { ...settings, dryRun: true }, ctx, { queueDropped: droppedCount(spool), suppressed: peekRate(settings.stateDir) });
     const report = {
       telemetry: active.length === 0 ? 'on' : 'off',
+      enabled: active.length === 0,
       opt_outs: active,
       marker_file: markerPath(settings.configDir),
       endpoint: captureUrl(settings.endpoint).href,
@@ -138,6 +139,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
 
 interface StatusReport {
   telemetry: string;
+  enabled: boolean;
   opt_outs: OptOut[];
   marker_file: string;
   endpoint: string;

@@ -218,3 +218,31 @@ test('nothing in a payload names the host, the user, an address or a home path',
     assert.ok(!request.body.includes(d.base), 'a local path leaked');
   }
 });
+
+test('disable and enable manage the marker file, idempotently, and say what stays in force', async (t) => {
+  const d = dirs(t);
+  const marker = path.join(d.config, '.opt-out-from-anonymous-statistics');
+  for (let i = 0; i < 2; i++) {
+    const result = await runBundle(['disable', '--config-dir', d.config, '--state-dir', d.state]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(existsSync(marker));
+  }
+  const status = JSON.parse((await runBundle(['status', '--json', '--config-dir', d.config, '--state-dir', d.state])).stdout);
+  assert.deepEqual([status.telemetry, status.enabled, status.opt_outs[0].mechanism], ['off', false, 'marker']);
+  for (let i = 0; i < 2; i++) {
+    const result = await runBundle(['enable', '--config-dir', d.config], { DO_NOT_TRACK: '1' });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(existsSync(marker), false);
+    assert.match(result.stdout, /telemetry stays off: DO_NOT_TRACK="1" is set/);
+  }
+  const on = JSON.parse((await runBundle(['status', '--json', '--config-dir', d.config, '--state-dir', d.state])).stdout);
+  assert.deepEqual([on.telemetry, on.enabled, on.opt_outs], ['on', true, []]);
+});
+
+test('disable where the config dir cannot be created exits 1 with one line naming the file', async (t) => {
+  const d = dirs(t);
+  writeFileSync(path.join(d.base, 'not-a-dir'), '');
+  const result = await runBundle(['disable', '--config-dir', path.join(d.base, 'not-a-dir', 'config')]);
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /^anonymous-statistics: cannot create .*not-a-dir\/config\/\.opt-out-from-anonymous-statistics: ENOTDIR\n$/);
+});
