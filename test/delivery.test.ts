@@ -155,7 +155,7 @@ test('50 event commands at once with the endpoint down leave 50 whole events; co
   const down = await endpoint(t);
   await down.close();
   const { args, queued, state } = setup(t);
-  const results = await Promise.all(FIFTY_EVENTS.map((command) => runBundle([...command, '--timeout', '3000', ...args(down.url)])));
+  const results = await Promise.all(FIFTY_EVENTS.map((command) => runBundle([...command, '--timeout', '10000', ...args(down.url)])));
   assert.ok(results.every((r) => r.code === 0));
   const waiting = queued();
   assert.equal(waiting.length, 50);
