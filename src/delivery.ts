@@ -34,7 +34,7 @@ const BATCH_MAX_EVENTS = 500;
 const BATCH_MAX_BYTES = 2 * 1024 * 1024;
 
 /** 408, 429 and 5xx may succeed later; any other 4xx never will (PostHog refuses the event). */
-export function isRetryable(error: unknown): boolean {
+function isRetryable(error: unknown): boolean {
   return !(error instanceof HttpError) || error.status === 408 || error.status === 429 || error.status >= 500;
 }
 

@@ -31,5 +31,3 @@ export class TimeoutError extends Error {
   readonly code = 'E_TIMEOUT';
   override name = 'TimeoutError';
 }
-
-export type DeliveryError = HttpError | NetworkError | TimeoutError;

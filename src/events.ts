@@ -9,7 +9,7 @@ import type { OptionValues } from './settings.ts';
 /** Free text longer than this is cut (a 120 KB argv value must neither crash nor bloat a payload). */
 export const MAX_TEXT_LENGTH = 1000;
 /** Repeated options (--code, --dependency) keep at most this many values. */
-export const MAX_LIST_LENGTH = 32;
+const MAX_LIST_LENGTH = 32;
 
 type OptionSpec = { type: 'string'; multiple?: boolean };
 export type EventProperties = Record<string, string | number | string[]>;

@@ -22,7 +22,7 @@ const LEDGER_FILE = 'history.jsonl';
 const LEDGER_MAX_BYTES = 128 * 1024;
 export const LEDGER_KEEP = 200;
 
-export function ledgerFile(stateDir: string): string {
+function ledgerFile(stateDir: string): string {
   return path.join(stateDir, LEDGER_FILE);
 }
 

@@ -2,8 +2,8 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Env } from './settings.ts';
 
-export const MARKER_FILE = '.opt-out-from-anonymous-statistics';
-export const OPT_OUT_VARIABLES = ['DISABLE_TELEMETRY', 'DO_NOT_TRACK'] as const;
+const MARKER_FILE = '.opt-out-from-anonymous-statistics';
+const OPT_OUT_VARIABLES = ['DISABLE_TELEMETRY', 'DO_NOT_TRACK'] as const;
 
 export interface OptOut {
   mechanism: 'flag' | (typeof OPT_OUT_VARIABLES)[number] | 'marker';

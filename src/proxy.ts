@@ -24,9 +24,12 @@ export function bypassesProxy(hostname: string, noProxy: string): boolean {
     .filter((entry) => entry !== '')
     .some((entry) => {
       if (entry === '*') return true;
-      const [address, bits] = entry.replace(/^\[|\]$/g, '').split('/');
+      const [address, bits] = entry.split('/');
       if (bits !== undefined) return inIpv4Cidr(host, address, Number(bits));
-      const name = address.replace(/^\*?\./, '').replace(/:\d+$/, '');
+      // A port is ignored; an IPv6 literal (bracketed or bare) has colons of its own.
+      const bracketed = /^\[([^\]]+)\]/.exec(address)?.[1];
+      const bare = bracketed ?? (address.split(':').length === 2 ? address.split(':')[0] : address);
+      const name = bare.replace(/^\*?\./, '');
       return host === name || host.endsWith(`.${name}`);
     });
 }

@@ -12,7 +12,7 @@ interface Rule {
 
 const HEX = '[0-9A-Fa-f]';
 
-export const SCRUB_RULES: readonly Rule[] = [
+const SCRUB_RULES: readonly Rule[] = [
   // URLs with credentials or a query string (tokens live there); plain URLs stay.
   { pattern: /\b[a-z][a-z0-9+.-]*:\/\/(?:[^\s/?#@]*@[^\s]*|[^\s?#]*\?[^\s]*)/gi, placeholder: '<url>' },
   { pattern: /[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g, placeholder: '<email>' },

@@ -20,7 +20,7 @@ export interface Settings {
   disableFlag: boolean;
 }
 
-export const DEFAULT_TIMEOUT_MS = 2000;
+const DEFAULT_TIMEOUT_MS = 2000;
 const MAX_TIMEOUT_MS = 10 * 60 * 1000;
 
 /** One source of a setting, in precedence order: the flag, then its variable, then the build. */
@@ -79,7 +79,7 @@ function parseTimeout(source: Source): number {
  * Takes a hostname as the URL parser leaves it: IPv4 in dotted decimal whatever was written
  * (http://2130706433/ becomes 127.0.0.1), IPv6 in brackets and compressed, IPv4-mapped in hex.
  */
-export function isLoopbackHost(hostname: string): boolean {
+function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname);
 }
 
@@ -87,7 +87,7 @@ export function isLoopbackHost(hostname: string): boolean {
  * https: anywhere; http: only to this machine, so an event can never cross a network in clear
  * text. Decided from the URL alone, before any lookup or connection.
  */
-export function parseEndpoint(source: Source): URL {
+function parseEndpoint(source: Source): URL {
   let url: URL;
   try {
     url = new URL(source.value);

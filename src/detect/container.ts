@@ -45,7 +45,7 @@ interface ContainerProbe {
  * systemd-detect-virt's order (virt.c detect_container), then cgroup paths and the pid namespace.
  * The first specific answer wins; 'container-other' is kept only if no later row is more precise.
  */
-export const CONTAINER_PROBES: readonly ContainerProbe[] = [
+const CONTAINER_PROBES: readonly ContainerProbe[] = [
   { via: 'vz', probe: (f) => (f.exists('proc/vz') && !f.exists('proc/bc') ? 'openvz' : undefined) },
   { via: 'osrelease', probe: (f) => (/Microsoft|WSL/.test(f.line('proc/sys/kernel/osrelease') ?? '') ? 'wsl' : undefined) },
   { via: 'proot', probe: (f) => (tracedByProot(f) ? 'proot' : undefined) },

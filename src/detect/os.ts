@@ -17,7 +17,7 @@ interface OsSource {
 }
 
 const UNKNOWN = 'unknown';
-export const OS_UNKNOWN: OsFacts = fill(UNKNOWN);
+const OS_UNKNOWN: OsFacts = fill(UNKNOWN);
 export const OS_NONE: OsFacts = fill('none');
 
 function fill(value: string): OsFacts {

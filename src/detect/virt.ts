@@ -142,7 +142,7 @@ interface VmProbe {
  * "hypervisor" CPU flag. The first row with an answer decides. A row answering 'none' stops
  * the search (a Xen dom0 is the host, whatever its sysfs says).
  */
-export const VM_PROBES: readonly VmProbe[] = [
+const VM_PROBES: readonly VmProbe[] = [
   { via: 'dmi', probe: (f) => { const id = dmiAnswer(f); return id && DMI_BEFORE_CPUID.has(id) ? id : undefined; } },
   { via: 'cpuinfo', probe: (f) => (cpuinfoField(f, 'vendor_id') === 'User Mode Linux' ? 'uml' : undefined) },
   { via: 'xen', probe: (f) => (f.exists('proc/xen') && !isXenDom0(f) ? 'xen' : undefined) },
