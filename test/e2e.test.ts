@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { endpoint, listTree, makeRoot, runBundle, tempDir, trapViolations } from './helpers.ts';
+import { BUNDLE, endpoint, listTree, makeRoot, PROJECT_DIR, runBundle, tempDir, trapViolations } from './helpers.ts';
 
 /** The built file, run as an install script or a service hook runs it. */
 
@@ -245,4 +245,24 @@ test('disable where the config dir cannot be created exits 1 with one line namin
   const result = await runBundle(['disable', '--config-dir', path.join(d.base, 'not-a-dir', 'config')]);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /^anonymous-statistics: cannot create .*not-a-dir\/config\/\.opt-out-from-anonymous-statistics: ENOTDIR\n$/);
+});
+
+test('an opted-out run reads nothing: no system file, no state, at most the marker it was asked about', async (t) => {
+  const server = await endpoint(t);
+  const { d, args } = baseArgs(t, server.url);
+  const record = path.join(d.base, 'fs-record.txt');
+  const recorder = path.join(PROJECT_DIR, 'test/fs-recorder.cjs');
+  const seen = async (env: Record<string, string>) => {
+    writeFileSync(record, '');
+    const result = await runBundle(['fatal', '--process', 'p', '--thread', 't', ...args], { ...env, FS_RECORD: record, NODE_OPTIONS: `--require ${path.join(PROJECT_DIR, 'test/no-remote-trap.cjs')} --require ${recorder}` });
+    assert.equal(result.code, 0, result.stderr);
+    return readFileSync(record, 'utf8').split('\n').filter((line) => line !== '' && !line.endsWith(BUNDLE));
+  };
+  assert.deepEqual(await seen({ DO_NOT_TRACK: '1' }), []);
+  writeFileSync(path.join(d.config, '.opt-out-from-anonymous-statistics'), '');
+  assert.deepEqual(await seen({}), [`existsSync ${path.join(d.config, '.opt-out-from-anonymous-statistics')}`]);
+  assert.equal(server.requests.length, 0);
+  // The recorder does see a real run's reads, so the empty list above means something.
+  rmSync(path.join(d.config, '.opt-out-from-anonymous-statistics'));
+  assert.ok((await seen({})).some((line) => line.includes('os-release')));
 });

@@ -1,0 +1,13 @@
+// Preloaded by a test to prove an opted-out run reads nothing: every path the public fs API is
+// asked about is appended to FS_RECORD (one per line).
+'use strict';
+const fs = require('node:fs');
+const record = process.env.FS_RECORD;
+const append = fs.appendFileSync.bind(fs);
+for (const name of ['openSync', 'readFileSync', 'statSync', 'lstatSync', 'existsSync', 'readdirSync', 'readlinkSync', 'accessSync']) {
+  const original = fs[name];
+  fs[name] = function (target, ...rest) {
+    if (typeof target === 'string' || target instanceof URL) append(record, `${name} ${String(target)}\n`);
+    return original.call(this, target, ...rest);
+  };
+}
