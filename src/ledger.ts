@@ -31,7 +31,8 @@ export function record(stateDir: string, entries: readonly LedgerEntry[]): void 
   if (entries.length === 0) return;
   const file = ledgerFile(stateDir);
   try {
-    appendNoFollow(file, entries.map((entry) => `${JSON.stringify(entry)}\n`).join(''));
+    // A flush of a thousand events would only be trimmed back to the newest ones: write just those.
+    appendNoFollow(file, entries.slice(-LEDGER_KEEP).map((entry) => `${JSON.stringify(entry)}\n`).join(''));
     if (lstatSync(file).size > LEDGER_MAX_BYTES) writeAtomically(file, readLedgerLines(file).slice(-LEDGER_KEEP).join('\n') + '\n');
   } catch {
     // The ledger is a courtesy; a full disk must not cost the event.

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 
 /**
  * Safe file handling in the state dir, which may sit in a shared place: directories are created
@@ -46,7 +46,7 @@ export function writeAtomically(file: string, content: string): void {
 export function readNoFollow(file: string): string {
   const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
   try {
-    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`${file} is not a regular file`), { code: 'EINVAL' });
+    // A directory fails the read with EISDIR; a FIFO, opened non-blocking, reads as empty.
     return readFileSync(fd, 'utf8');
   } finally {
     closeSync(fd);
