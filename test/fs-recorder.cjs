@@ -3,11 +3,19 @@
 'use strict';
 const fs = require('node:fs');
 const record = process.env.FS_RECORD;
-const append = fs.appendFileSync.bind(fs);
+const append = fs.appendFileSync;
+let recording = false; // appendFileSync itself calls fs.openSync on some Node versions
 for (const name of ['openSync', 'readFileSync', 'statSync', 'lstatSync', 'existsSync', 'readdirSync', 'readlinkSync', 'accessSync']) {
   const original = fs[name];
   fs[name] = function (target, ...rest) {
-    if (typeof target === 'string' || target instanceof URL) append(record, `${name} ${String(target)}\n`);
+    if (!recording && (typeof target === 'string' || target instanceof URL)) {
+      recording = true;
+      try {
+        append.call(fs, record, `${name} ${String(target)}\n`);
+      } finally {
+        recording = false;
+      }
+    }
     return original.call(this, target, ...rest);
   };
 }
