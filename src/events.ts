@@ -6,7 +6,10 @@ import type { OptionValues } from './settings.ts';
  * the option values into the event's properties, rejecting bad input with a UsageError.
  */
 
-/** Free text longer than this is cut (a 120 KB argv value must neither crash nor bloat a payload). */
+/**
+ * Free text longer than this is cut (a 120 KB argv value must neither crash nor bloat a payload).
+ * The cut happens after scrubbing, so it can never leave half a secret the scrubber would miss.
+ */
 export const MAX_TEXT_LENGTH = 1000;
 /** Repeated options (--code, --dependency) keep at most this many values. */
 const MAX_LIST_LENGTH = 32;
@@ -20,52 +23,52 @@ interface EventCommand {
   build: (values: OptionValues) => EventProperties;
 }
 
-const text = { type: 'string' } as const;
-const list = { type: 'string', multiple: true } as const;
+const single = { type: 'string' } as const;
+const repeated = { type: 'string', multiple: true } as const;
 
 export const EVENT_COMMANDS = {
   start: { options: {}, required: [], build: () => ({}) },
   stop: {
-    options: { 'exit-code': text },
+    options: { 'exit-code': single },
     required: [],
     build: (v) => ({ exit_code: integer(v, 'exit-code', -(2 ** 31), 2 ** 31 - 1) ?? 0 }),
   },
   fatal: {
-    options: { process: text, thread: text, function: text, file: text, line: text, message: text },
+    options: { process: single, thread: single, function: single, file: single, line: single, message: single },
     required: ['process', 'thread'],
     build: (v) =>
       withoutUndefined({
-        fatal_process: cut(v.process),
-        fatal_thread: cut(v.thread),
-        fatal_function: cut(v.function),
-        fatal_file: cut(v.file),
+        fatal_process: text(v.process),
+        fatal_thread: text(v.thread),
+        fatal_function: text(v.function),
+        fatal_file: text(v.file),
         fatal_line: integer(v, 'line', 0, 2 ** 31 - 1),
-        fatal_message: cut(v.message),
+        fatal_message: text(v.message),
       }),
   },
   'cloud-connect-fail': {
-    options: { code: list, message: text },
+    options: { code: repeated, message: single },
     required: ['code'],
-    build: (v) => withoutUndefined({ cloud_error_codes: cutList(v.code), cloud_message: cut(v.message) }),
+    build: (v) => withoutUndefined({ cloud_error_codes: list(v.code), cloud_message: text(v.message) }),
   },
   'cloud-deps-fail': {
-    options: { dependency: list },
+    options: { dependency: repeated },
     required: ['dependency'],
-    build: (v) => ({ cloud_failed_dependencies: cutList(v.dependency) }),
+    build: (v) => ({ cloud_failed_dependencies: list(v.dependency) }),
   },
   'cloud-unavailable': {
-    options: { reason: text },
+    options: { reason: single },
     required: ['reason'],
-    build: (v) => ({ cloud_unavailable_reason: cut(v.reason) as string }),
+    build: (v) => ({ cloud_unavailable_reason: text(v.reason) as string }),
   },
   install: {
-    options: { result: text, code: text },
+    options: { result: single, code: single },
     required: ['result'],
     build: (v) => {
       if (v.result !== 'success' && v.result !== 'failure') {
         throw new UsageError(`--result must be "success" or "failure", got "${String(v.result)}"`);
       }
-      return withoutUndefined({ install_result: v.result, install_code: cut(v.code) });
+      return withoutUndefined({ install_result: v.result, install_code: text(v.code) });
     },
   },
 } satisfies Record<string, EventCommand>;
@@ -99,14 +102,17 @@ function integer(values: OptionValues, option: string, min: number, max: number)
 }
 
 /** Cut by code points, so a cut never splits a surrogate pair into invalid UTF-16. */
-export function cut(value: unknown): string | undefined {
-  if (typeof value !== 'string') return undefined;
+export function cut(value: string): string {
   if (value.length <= MAX_TEXT_LENGTH) return value;
   return Array.from(value).slice(0, MAX_TEXT_LENGTH).join('');
 }
 
-function cutList(values: unknown): string[] {
-  return (Array.isArray(values) ? values : [values]).slice(0, MAX_LIST_LENGTH).map((value) => cut(String(value)) as string);
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+function list(values: unknown): string[] {
+  return (Array.isArray(values) ? values : [values]).slice(0, MAX_LIST_LENGTH).map(String);
 }
 
 function withoutUndefined<T extends Record<string, unknown>>(record: T): EventProperties {

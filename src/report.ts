@@ -4,7 +4,7 @@ import { debug, type Context } from './context.ts';
 import { deliverNew } from './delivery.ts';
 import { readText } from './detect/fs.ts';
 import { detectSystem } from './detect/index.ts';
-import type { EventName, EventProperties } from './events.ts';
+import { cut, type EventName, type EventProperties } from './events.ts';
 import { distinctId } from './identity.ts';
 import { record } from './ledger.ts';
 import type { OptOut } from './optout.ts';
@@ -25,7 +25,10 @@ import { productVersionProperties } from './version.ts';
 
 const NOTICE_FILE = 'notice-shown';
 
-/** Free text with this host's names, users, paths and addresses replaced by placeholders. */
+/**
+ * Free text with this host's names, users, paths and addresses replaced by placeholders, then
+ * cut to length (after, so a cut cannot leave part of a secret the patterns no longer match).
+ */
 function scrubbed(properties: EventProperties, settings: Settings, ctx: Context): EventProperties {
   const hostNames = [ctx.hostName(), readText(settings.root, 'etc/hostname')?.trim() ?? ''].flatMap((name) => [name, name.split('.')[0]]);
   const passwdUsers = (readText(settings.root, 'etc/passwd') ?? '')
@@ -34,7 +37,8 @@ function scrubbed(properties: EventProperties, settings: Settings, ctx: Context)
     .filter((fields) => Number(fields[2]) >= 1000 && Number(fields[2]) < 60000)
     .map((fields) => fields[0]);
   const userNames = [ctx.userName() ?? '', ctx.env.USER ?? '', ctx.env.LOGNAME ?? '', ctx.env.SUDO_USER ?? '', ...passwdUsers].filter((name) => name !== 'root');
-  const scrub = createScrubber(hostNames, userNames);
+  const scrubber = createScrubber(hostNames, userNames);
+  const scrub = (text: string) => cut(scrubber(text));
   return Object.fromEntries(
     Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? scrub(value) : Array.isArray(value) ? value.map(scrub) : value]),
   );

@@ -14,8 +14,10 @@ const HEX = '[0-9A-Fa-f]';
 
 const SCRUB_RULES: readonly Rule[] = [
   // URLs with credentials or a query string (tokens live there); plain URLs stay.
-  { pattern: /\b[a-z][a-z0-9+.-]*:\/\/(?:[^\s/?#@]*@[^\s]*|[^\s?#]*\?[^\s]*)/gi, placeholder: '<url>' },
-  { pattern: /[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g, placeholder: '<email>' },
+  // Each match may only start where its run of characters starts (the lookbehinds): without
+  // them a long run that never matches is rescanned from every position, quadratic in its length.
+  { pattern: /(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/(?:[^\s/?#@]*@[^\s]*|[^\s?#]*\?[^\s]*)/gi, placeholder: '<url>' },
+  { pattern: /(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g, placeholder: '<email>' },
   // Home and user directories: the user's name is the second segment.
   { pattern: /(?:\/(?:home|Users|export\/home|var\/home)\/[^\s/'"`]+|\/root(?=[\s/'"`]|$)|[A-Za-z]:\\(?:Users|Documents and Settings)\\[^\s\\'"`]+)/g, placeholder: '<path>' },
   { pattern: new RegExp(`\\b${HEX}{8}-${HEX}{4}-${HEX}{4}-${HEX}{4}-${HEX}{12}\\b`, 'g'), placeholder: '<uuid>' },

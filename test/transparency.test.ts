@@ -225,3 +225,14 @@ test('property: ordinary source paths and error texts pass unchanged', () => {
     assert.equal(scrub(text), text);
   }
 });
+
+test('scrubbing happens before the cut, so a secret across the length limit leaves no part behind', async (t) => {
+  const server = await endpoint(t);
+  // Cut first, this would leave " 10.20.30" at the end: three octets no address pattern matches.
+  const message = `${'x'.repeat(990)} 10.20.30.40 and more`;
+  await main(['fatal', '--process', 'd', '--thread', 't', '--message', message, '--root', makeRoot(t, MACHINE), '--state-dir', tempDir(t), '--endpoint', server.url], fakeContext());
+  const sent = (server.events()[0].properties as Record<string, string>).fatal_message;
+  assert.equal(sent.length, 1000);
+  assert.ok(!sent.includes('10.20'), sent.slice(-20));
+  assert.ok(sent.endsWith(' <ip> and '), sent.slice(-20));
+});
