@@ -54,6 +54,11 @@ const SCENARIOS: Scenario[] = [
   { name: 'start, opted out (DO_NOT_TRACK)', goal: 1.1, env: { DO_NOT_TRACK: '1' }, args: ({ endpoint, dir }) => [BUNDLE, 'start', '--endpoint', endpoint.url, '--state-dir', dir, '--config-dir', dir] },
   { name: 'start --dry-run', args: ({ endpoint, dir }) => [BUNDLE, 'start', '--dry-run', '--endpoint', endpoint.url, '--state-dir', dir, '--config-dir', dir] },
   {
+    // Guards the scrubber against patterns that go quadratic on long input.
+    name: 'fatal --dry-run, 120 KB message',
+    args: ({ dir }) => [BUNDLE, 'fatal', '--process', 'p', '--thread', 't', '--message', 'a.'.repeat(60_000), '--dry-run', '--state-dir', dir, '--config-dir', dir],
+  },
+  {
     name: 'start --background, endpoint hanging',
     goal: 1.2,
     args: ({ hanging, dir }) => [BUNDLE, 'start', '--background', '--timeout', '300', '--endpoint', hanging.url, '--state-dir', path.join(dir, 'background'), '--config-dir', dir],

@@ -104,7 +104,8 @@ function integer(values: OptionValues, option: string, min: number, max: number)
 /** Cut by code points, so a cut never splits a surrogate pair into invalid UTF-16. */
 export function cut(value: string): string {
   if (value.length <= MAX_TEXT_LENGTH) return value;
-  return Array.from(value).slice(0, MAX_TEXT_LENGTH).join('');
+  // A code point is at most two UTF-16 units: the first 2n units hold the first n code points.
+  return Array.from(value.slice(0, MAX_TEXT_LENGTH * 2)).slice(0, MAX_TEXT_LENGTH).join('');
 }
 
 function text(value: unknown): string | undefined {
