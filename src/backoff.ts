@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { Context } from './context.ts';
 import { HttpError } from './errors.ts';
 import type { Spool } from './spool.ts';
-import { readJson, removeFile, writeAtomically } from './state-dir.ts';
+import { readJson, removeFile, writeQuietly } from './state-dir.ts';
 
 /**
  * Manners across runs: after a failed delivery, `<state-dir>/delivery-backoff.json` holds the
@@ -43,11 +43,8 @@ export function recordFailure(spool: Spool | undefined, ctx: Pick<Context, 'now'
   const exponential = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1)) * (0.5 + ctx.random());
   // A receiver's Retry-After is honoured, up to the same ceiling.
   const delay = Math.min(BACKOFF_MAX_MS, Math.max(exponential, retryAfterMs(error, now) ?? 0));
-  try {
-    writeAtomically(backoffFile(spool), JSON.stringify({ failures, nextAttempt: Math.round(now + delay) }));
-  } catch {
-    // without the file the next run simply tries again
-  }
+  // Without the file the next run simply tries again.
+  writeQuietly(backoffFile(spool), JSON.stringify({ failures, nextAttempt: Math.round(now + delay) }));
 }
 
 export function recordSuccess(spool: Spool | undefined): void {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { readText } from './detect/fs.ts';
-import { ensurePrivateDir, readJson, readNoFollow, writeAtomically } from './state-dir.ts';
+import { ensurePrivateDir, readJson, readNoFollow, writeQuietly } from './state-dir.ts';
 import { uuidV4FromBytes } from './uuid.ts';
 
 const MACHINE_ID = /^[0-9a-f]{32}$/;
@@ -44,13 +44,8 @@ function cachedAppSpecificId(machineId: string, { product, stateDir, persist, ui
   const cached = readJson(file);
   if (cached?.machine_id === machineId && cached.product === product && typeof cached.id === 'string' && UUID.test(cached.id)) return cached.id;
   const id = appSpecificId(machineId, product);
-  if (persist && ensurePrivateDir(stateDir, uid)) {
-    try {
-      writeAtomically(file, JSON.stringify({ machine_id: machineId, product, id }));
-    } catch {
-      // recomputed next time
-    }
-  }
+  // Not writable: derived again next time.
+  if (persist && ensurePrivateDir(stateDir, uid)) writeQuietly(file, JSON.stringify({ machine_id: machineId, product, id }));
   return id;
 }
 
@@ -76,12 +71,7 @@ function storedRandomId({ stateDir, persist, uuid, uid }: IdentityInput): string
     // none stored yet, or unreadable: make one below
   }
   const id = uuid();
-  if (persist && ensurePrivateDir(stateDir, uid)) {
-    try {
-      writeAtomically(file, `${id}\n`);
-    } catch {
-      // A read-only or full disk costs only stability of the id, never the event.
-    }
-  }
+  // A read-only or full disk costs only stability of the id, never the event.
+  if (persist && ensurePrivateDir(stateDir, uid)) writeQuietly(file, `${id}\n`);
   return id;
 }

@@ -6,6 +6,5 @@
 export { flushQueue } from './delivery.ts';
 export { identitySource } from './identity.ts';
 export { formatLedger, readLedger } from './ledger.ts';
-export { peekRate } from './rate-limit.ts';
-export { buildPayload, report } from './report.ts';
-export { clearQueue, droppedCount, openSpool, queuedFiles, spoolAt } from './spool.ts';
+export { buildPayload, pendingCounts, report } from './report.ts';
+export { clearQueue, openSpool, queuedFiles, spoolAt } from './spool.ts';

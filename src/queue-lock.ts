@@ -1,7 +1,7 @@
 import { linkSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import type { Spool } from './spool.ts';
-import { readNoFollow, removeFile, writeAtomically } from './state-dir.ts';
+import { readNoFollow, removeFile, writeQuietly } from './state-dir.ts';
 
 const LOCK_FILE = 'queue.lock';
 /** A flusher never holds the lock longer than its budget; past this, a lock is abandoned. */
@@ -18,11 +18,7 @@ export function tryLock(spool: Spool, pid: number, now: number, isAlive: (pid: n
   const file = path.join(spool.stateDir, LOCK_FILE);
   const content = `${pid} ${now} ${Math.random().toString(36).slice(2)}\n`;
   const mine = `${file}.${pid}.${Math.random().toString(36).slice(2)}`;
-  try {
-    writeAtomically(mine, content);
-  } catch {
-    return undefined;
-  }
+  if (!writeQuietly(mine, content)) return undefined;
   const release = () => {
     // Only our own lock is removed: after a takeover the lock file may be another run's.
     if (readLockText(file) === content) removeFile(file);

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { readJson, writeAtomically } from './state-dir.ts';
+import { readJson, writeQuietly } from './state-dir.ts';
 
 /**
  * The crash-loop limit: a daemon restarting every second calls `start` and `fatal` every
@@ -24,11 +24,8 @@ function load(stateDir: string): RateState {
 }
 
 function save(stateDir: string, state: RateState): void {
-  try {
-    writeAtomically(path.join(stateDir, RATE_FILE), JSON.stringify(state));
-  } catch {
-    // Without the file the limit starts over; no event is lost.
-  }
+  // Without the file the limit starts over; no event is lost.
+  writeQuietly(path.join(stateDir, RATE_FILE), JSON.stringify(state));
 }
 
 export interface RateDecision {

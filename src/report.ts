@@ -13,7 +13,7 @@ import { admitEvent, peekRate } from './rate-limit.ts';
 import { createScrubber } from './scrub.ts';
 import { captureUrl, type Settings } from './settings.ts';
 import { droppedCount, openSpool, setDroppedCount, spoolAt } from './spool.ts';
-import { writeAtomically } from './state-dir.ts';
+import { writeQuietly } from './state-dir.ts';
 import { DEFAULT_EVENTS_PER_HOUR } from './vendor.ts';
 import { productVersionProperties } from './version.ts';
 
@@ -30,6 +30,9 @@ const NOTICE_FILE = 'notice-shown';
  * cut to length (after, so a cut cannot leave part of a secret the patterns no longer match).
  */
 function scrubbed(properties: EventProperties, settings: Settings, ctx: Context): EventProperties {
+  // start and stop carry no text: then there is nothing to scrub, and no name to look up
+  // (os.userInfo() reads the passwd database on every call).
+  if (!Object.values(properties).some((value) => typeof value === 'string' || Array.isArray(value))) return properties;
   const hostNames = [ctx.hostName(), readText(settings.root, 'etc/hostname')?.trim() ?? ''].flatMap((name) => [name, name.split('.')[0]]);
   const passwdUsers = (readText(settings.root, 'etc/passwd') ?? '')
     .split('\n')
@@ -42,6 +45,11 @@ function scrubbed(properties: EventProperties, settings: Settings, ctx: Context)
   return Object.fromEntries(
     Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? scrub(value) : Array.isArray(value) ? value.map(scrub) : value]),
   );
+}
+
+/** The counts the next event will carry, read without resetting them (dry run, status). */
+export function pendingCounts(stateDir: string): { queueDropped: number; suppressed: number } {
+  return { queueDropped: droppedCount(spoolAt(stateDir)), suppressed: peekRate(stateDir) };
 }
 
 /** The payload for `command` as it would go out now (also what `status` shows). */
@@ -63,8 +71,7 @@ export function buildPayload(command: EventName, eventProperties: EventPropertie
 
 export async function report(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context): Promise<void> {
   if (settings.dryRun) {
-    const counts = { queueDropped: droppedCount(spoolAt(settings.stateDir)), suppressed: peekRate(settings.stateDir) };
-    ctx.stdout(`${JSON.stringify(buildPayload(command, eventProperties, settings, ctx, counts))}\n`);
+    ctx.stdout(`${JSON.stringify(buildPayload(command, eventProperties, settings, ctx, pendingCounts(settings.stateDir)))}\n`);
     ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${captureUrl(settings.endpoint).href}\n`);
     return;
   }
@@ -109,9 +116,6 @@ function showFirstRunNotice(settings: Settings, ctx: Context): void {
       `container type, product version, and start/stop/crash events. Never host names, users, paths or\n` +
       `addresses. Opt out with DO_NOT_TRACK=1, or: anonymous-statistics disable. See --dry-run for the data.\n`,
   );
-  try {
-    writeAtomically(marker, `${ctx.now().toISOString()}\n`);
-  } catch {
-    // Not writable: the notice may show again, which errs on the side of telling.
-  }
+  // Not writable: the notice may show again, which errs on the side of telling.
+  writeQuietly(marker, `${ctx.now().toISOString()}\n`);
 }

@@ -72,10 +72,9 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   async status(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
     const active = optOuts(settings.disableFlag, ctx.env, settings.configDir);
-    const { queuedFiles, spoolAt, droppedCount, buildPayload, identitySource, peekRate } = await import('./lazy.ts');
-    const spool = spoolAt(settings.stateDir);
+    const { queuedFiles, spoolAt, buildPayload, identitySource, pendingCounts } = await import('./lazy.ts');
     // What a `start` would carry right now: built as a dry run builds it, nothing written.
-    const { properties } = buildPayload('start', {}, { ...settings, dryRun: true }, ctx, { queueDropped: droppedCount(spool), suppressed: peekRate(settings.stateDir) });
+    const { properties } = buildPayload('start', {}, { ...settings, dryRun: true }, ctx, pendingCounts(settings.stateDir));
     const report = {
       telemetry: active.length === 0 ? 'on' : 'off',
       enabled: active.length === 0,
@@ -84,7 +83,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       endpoint: captureUrl(settings.endpoint).href,
       machine_id: identitySource(settings.root, settings.stateDir),
       state_dir: settings.stateDir,
-      queued_events: queuedFiles(spool).length,
+      queued_events: queuedFiles(spoolAt(settings.stateDir)).length,
       log_file: settings.logFile ?? null,
       product: settings.product,
       properties,

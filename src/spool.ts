@@ -1,6 +1,6 @@
 import { lstatSync, readdirSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { ensurePrivateDir, readNoFollow, readNumber, removeFile, writeAtomically } from './state-dir.ts';
+import { ensurePrivateDir, readNoFollow, readNumber, removeFile, writeAtomically, writeQuietly } from './state-dir.ts';
 
 /**
  * The offline queue: one file per event in `<state-dir>/queue/`, so a crash or `kill -9` can
@@ -58,12 +58,7 @@ export function enqueue(spool: Spool, event: { uuid: string; timestamp: string }
  */
 export function writePending(spool: Spool, event: { uuid: string; timestamp: string }, body: string): string | undefined {
   const file = eventFile(spool, event, PENDING_SUFFIX);
-  try {
-    writeAtomically(file, body);
-    return file;
-  } catch {
-    return undefined;
-  }
+  return writeQuietly(file, body) ? file : undefined;
 }
 
 /** A pending event becomes an ordinary queued one. */
@@ -82,12 +77,9 @@ export function droppedCount(spool: Spool): number {
 
 export function setDroppedCount(spool: Spool, count: number): void {
   const file = path.join(spool.stateDir, DROPPED_FILE);
-  try {
-    if (count === 0) removeFile(file);
-    else writeAtomically(file, `${count}\n`);
-  } catch {
-    // The count is a courtesy; losing it loses no event.
-  }
+  // The count is a courtesy; losing it loses no event.
+  if (count === 0) removeFile(file);
+  else writeQuietly(file, `${count}\n`);
 }
 
 export function queuedFiles(spool: Spool): string[] {

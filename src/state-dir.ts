@@ -40,6 +40,19 @@ export function writeAtomically(file: string, content: string): void {
 }
 
 /**
+ * For state that is a courtesy (a counter, a cached id, a marker): false when it could not be
+ * written, and the caller carries on without it.
+ */
+export function writeQuietly(file: string, content: string): boolean {
+  try {
+    writeAtomically(file, content);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Reads a regular file without following a symlink in its last component (O_NONBLOCK: a FIFO
  * put in its place cannot make us wait).
  */
