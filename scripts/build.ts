@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { validateVendorConfig } from '../src/vendor.ts';
+import { validateVendorConfig } from '../src/config/vendor.ts';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.js');
@@ -57,26 +57,6 @@ function vendorPlugin(vendorJson: string): Plugin {
   };
 }
 
-/**
- * The code behind src/lazy.ts, bundled on its own and embedded as a string that is compiled on
- * first use: scanning a string literal costs a fraction of compiling the code it holds, and an
- * opted-out run never needs it.
- */
-async function lazyPlugin(vendorJson: string): Promise<Plugin> {
-  const { outputFiles } = await esbuild({ ...COMMON, entryPoints: [path.join(projectDir, 'src/lazy.ts')], write: false, plugins: [vendorPlugin(vendorJson)] });
-  const code = outputFiles[0].text;
-  return {
-    name: 'lazy-string',
-    setup(build) {
-      build.onResolve({ filter: /^\.\/lazy\.ts$/ }, () => ({ path: 'lazy', namespace: 'lazy-string' }));
-      build.onLoad({ filter: /.*/, namespace: 'lazy-string' }, () => ({
-        loader: 'js',
-        contents: `const m = { exports: {} };\nnew Function('module', 'exports', 'require', ${JSON.stringify(code)})(m, m.exports, require);\nmodule.exports = m.exports;\n`,
-      }));
-    },
-  };
-}
-
 function licenseFooter(): string {
   const notices = BUNDLED_LICENSES.map((name) => {
     const license = readFileSync(path.join(projectDir, 'node_modules', name, 'LICENSE'), 'utf8').trim();
@@ -95,7 +75,7 @@ export async function build({ vendorFile = DEFAULT_VENDOR_FILE, outfile = DEFAUL
     banner: { js: '#!/usr/bin/env node' },
     footer: { js: licenseFooter() },
     define: { TOOL_VERSION: JSON.stringify(toolVersion) },
-    plugins: [vendorPlugin(vendorJson), await lazyPlugin(vendorJson)],
+    plugins: [vendorPlugin(vendorJson)],
   });
   return outfile;
 }

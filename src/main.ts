@@ -1,4 +1,4 @@
-import { createContext } from './context.ts';
+import { createContext } from './config/context.ts';
 import { main } from './run.ts';
 
 const { ctx, exit } = createContext();

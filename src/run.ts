@@ -1,10 +1,10 @@
-import { HELP, parseInvocation, type Invocation } from './cli.ts';
-import { disableTelemetry, enableTelemetry } from './consent.ts';
-import { debug, PROGRAM, type Context } from './context.ts';
+import { HELP, parseInvocation, type Invocation } from './cli/parse.ts';
+import { disableTelemetry, enableTelemetry } from './consent/marker.ts';
+import { debug, PROGRAM, type Context } from './config/context.ts';
 import { CommandError, UsageError } from './errors.ts';
-import { buildEventProperties, type EventName } from './events.ts';
-import { markerPath, optOuts, type OptOut } from './optout.ts';
-import { captureUrl, resolveSettings, type OptionValues } from './settings.ts';
+import { buildEventProperties, type EventName } from './cli/events.ts';
+import { markerPath, optOuts, type OptOut } from './consent/optout.ts';
+import { captureUrl, resolveSettings, type OptionValues } from './config/settings.ts';
 
 /** Past the budget, the deadline ends the process this much later at the latest. */
 const DEADLINE_GRACE_MS = 50;
@@ -61,7 +61,7 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
     return 0;
   }
   ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
-  const { report } = await import('./lazy.ts');
+  const { report } = await import('./reporter.ts');
   await report(command, eventProperties, settings, optOut, ctx);
   return 0;
 }
@@ -72,7 +72,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   async status(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
     const active = optOuts(settings.disableFlag, ctx.env, settings.configDir);
-    const { queuedFiles, spoolAt, buildPayload, identitySource, pendingCounts } = await import('./lazy.ts');
+    const { queuedFiles, spoolAt, buildPayload, identitySource, pendingCounts } = await import('./reporter.ts');
     // What a `start` would carry right now: built as a dry run builds it, nothing written.
     const { properties } = buildPayload('start', {}, { ...settings, dryRun: true }, ctx, pendingCounts(settings.stateDir));
     const report = {
@@ -95,7 +95,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
     const marker = disableTelemetry(settings.configDir);
     // Consent withdrawn covers what was collected but not yet sent.
-    const { openSpool, clearQueue } = await import('./lazy.ts');
+    const { openSpool, clearQueue } = await import('./reporter.ts');
     const spool = openSpool(settings.stateDir, ctx.uid);
     const cleared = spool ? clearQueue(spool) : 0;
     ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${cleared} queued events` : ''}\n`);
@@ -116,7 +116,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       ctx.stderr(`${PROGRAM}: telemetry is off (${optOut.detail}); nothing was sent\n`);
       return 0;
     }
-    const { flushQueue, openSpool } = await import('./lazy.ts');
+    const { flushQueue, openSpool } = await import('./reporter.ts');
     const result = await flushQueue({ settings, ctx, spool: openSpool(settings.stateDir, ctx.uid) });
     if (result.locked) {
       ctx.stdout('another run is sending the queue right now\n');
@@ -129,7 +129,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   },
   async history(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
-    const { readLedger, formatLedger } = await import('./lazy.ts');
+    const { readLedger, formatLedger } = await import('./reporter.ts');
     const entries = readLedger(settings.stateDir);
     ctx.stdout(values.json ? `${JSON.stringify(entries, null, 2)}\n` : formatLedger(entries));
     return 0;

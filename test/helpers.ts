@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync,
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import type { Context } from '../src/context.ts';
+import type { Context } from '../src/config/context.ts';
 import { startEndpoint, type Behavior, type Endpoint, type EndpointOptions } from '../scripts/endpoint.ts';
 
 export const PROJECT_DIR = path.resolve(__dirname, '..');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { appSpecificId, DISTINCT_ID_FILE, distinctId } from '../src/identity.ts';
+import { appSpecificId, DISTINCT_ID_FILE, distinctId } from '../src/collect/identity.ts';
 import { listTree, makeRoot, tempDir } from './helpers.ts';
 
 const MACHINE_ID = '4c4c4544004b4e10805ac4c04f4e4d33';

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { bypassesProxy, proxyFor } from '../src/proxy.ts';
+import { bypassesProxy, proxyFor } from '../src/deliver/proxy.ts';
 
 const https = new URL('https://telemetry.example.com/capture/');
 const http = new URL('http://127.0.0.1:8000/capture/');

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { UsageError } from '../src/errors.ts';
-import { resolveSettings } from '../src/settings.ts';
+import { resolveSettings } from '../src/config/settings.ts';
 import { fakeContext } from './helpers.ts';
 
 const { vendor } = fakeContext();

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { tryLock } from '../src/queue-lock.ts';
-import { capQueue, droppedCount, enqueue, openSpool, QUEUE_MAX_BYTES, QUEUE_MAX_EVENTS, readQueue, recoverAbandoned } from '../src/spool.ts';
+import { tryLock } from '../src/store/queue-lock.ts';
+import { capQueue, droppedCount, enqueue, openSpool, QUEUE_MAX_BYTES, QUEUE_MAX_EVENTS, readQueue, recoverAbandoned } from '../src/store/spool.ts';
 import { main } from '../src/run.ts';
 import { endpoint, fakeContext, makeRoot, tempDir } from './helpers.ts';
 

@@ -3,9 +3,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { LEDGER_KEEP, readLedger, record } from '../src/ledger.ts';
+import { LEDGER_KEEP, readLedger, record } from '../src/store/ledger.ts';
 import { main } from '../src/run.ts';
-import { createScrubber } from '../src/scrub.ts';
+import { createScrubber } from '../src/collect/scrub.ts';
 import { endpoint, fakeContext, makeRoot, runBundle, tempDir } from './helpers.ts';
 
 /** Consent and transparency: what users can check before and after anything is sent. */

@@ -1,6 +1,6 @@
 import path from 'node:path';
-import type { Context } from './context.ts';
-import { HttpError } from './errors.ts';
+import type { Context } from '../config/context.ts';
+import { HttpError } from '../errors.ts';
 import type { Spool } from './spool.ts';
 import { readJson, removeFile, writeQuietly } from './state-dir.ts';
 

@@ -1,5 +1,5 @@
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { CommandError } from './errors.ts';
+import { CommandError } from '../errors.ts';
 import { markerPath } from './optout.ts';
 
 const MARKER_TEXT = 'Anonymous statistics are disabled on this machine while this file exists.\n';

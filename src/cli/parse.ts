@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 import { EVENT_COMMANDS, isEventName, type EventName } from './events.ts';
-import type { OptionValues } from './settings.ts';
+import type { OptionValues } from '../config/settings.ts';
 
 type Spec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
 

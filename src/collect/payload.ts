@@ -1,5 +1,5 @@
 import type { DetectionProperties } from './detect/index.ts';
-import type { EventProperties } from './events.ts';
+import type { EventProperties } from '../cli/events.ts';
 
 /** Bumped whenever a property is added, removed or changes meaning. */
 const SCHEMA_VERSION = 1;

@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import type { Env } from './settings.ts';
+import type { Env } from '../config/settings.ts';
 
 const MARKER_FILE = '.opt-out-from-anonymous-statistics';
 const OPT_OUT_VARIABLES = ['DISABLE_TELEMETRY', 'DO_NOT_TRACK'] as const;

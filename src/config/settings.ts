@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { UsageError } from './errors.ts';
+import { UsageError } from '../errors.ts';
 import type { VendorConfig } from './vendor.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;

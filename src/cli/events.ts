@@ -1,5 +1,5 @@
-import { UsageError } from './errors.ts';
-import type { OptionValues } from './settings.ts';
+import { UsageError } from '../errors.ts';
+import type { OptionValues } from '../config/settings.ts';
 
 /**
  * One row per event command: its own options (a parseArgs spec) and a pure builder that turns

@@ -1,27 +1,31 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { debug, type Context } from './context.ts';
-import { deliverNew } from './delivery.ts';
-import { readText } from './detect/fs.ts';
-import { detectSystem } from './detect/index.ts';
-import { cut, type EventName, type EventProperties } from './events.ts';
-import { distinctId } from './identity.ts';
-import { record } from './ledger.ts';
-import type { OptOut } from './optout.ts';
-import { toCapture, type CaptureEvent } from './payload.ts';
-import { admitEvent, peekRate } from './rate-limit.ts';
-import { createScrubber } from './scrub.ts';
-import { captureUrl, type Settings } from './settings.ts';
-import { droppedCount, openSpool, setDroppedCount, spoolAt } from './spool.ts';
-import { writeQuietly } from './state-dir.ts';
-import { DEFAULT_EVENTS_PER_HOUR } from './vendor.ts';
-import { productVersionProperties } from './version.ts';
+import { debug, type Context } from './config/context.ts';
+import { deliverNew } from './deliver/delivery.ts';
+import { readText } from './collect/detect/fs.ts';
+import { detectSystem } from './collect/detect/index.ts';
+import { cut, type EventName, type EventProperties } from './cli/events.ts';
+import { distinctId } from './collect/identity.ts';
+import { record } from './store/ledger.ts';
+import type { OptOut } from './consent/optout.ts';
+import { toCapture, type CaptureEvent } from './collect/payload.ts';
+import { admitEvent, peekRate } from './store/rate-limit.ts';
+import { createScrubber } from './collect/scrub.ts';
+import { captureUrl, type Settings } from './config/settings.ts';
+import { droppedCount, openSpool, setDroppedCount, spoolAt } from './store/spool.ts';
+import { writeQuietly } from './store/state-dir.ts';
+import { DEFAULT_EVENTS_PER_HOUR } from './config/vendor.ts';
+import { productVersionProperties } from './collect/version.ts';
 
 /**
- * Everything after the opt-out check: collect, build, then print (dry run) or deliver. Loaded
- * only when needed (run.ts imports it dynamically), so an opted-out run never evaluates
- * detection, crypto or HTTP code.
+ * The one door past consent: everything after the opt-out check (collect, build, then print for
+ * a dry run, or store and deliver). run.ts imports it dynamically, so an opted-out run never
+ * evaluates detection, crypto, HTTP or outbox code; test/boundary.test.ts keeps it that way.
  */
+export { flushQueue } from './deliver/delivery.ts';
+export { identitySource } from './collect/identity.ts';
+export { formatLedger, readLedger } from './store/ledger.ts';
+export { clearQueue, openSpool, queuedFiles, spoolAt } from './store/spool.ts';
 
 const NOTICE_FILE = 'notice-shown';
 

@@ -1,4 +1,4 @@
-import type { Env } from './settings.ts';
+import type { Env } from '../config/settings.ts';
 
 /**
  * The proxy curl would use for `url`, from the environment: `https_proxy`/`HTTPS_PROXY` for

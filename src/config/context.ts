@@ -1,8 +1,8 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import os from 'node:os';
-import type { Platform } from './detect/index.ts';
+import type { Platform } from '../collect/detect/index.ts';
 import type { Env } from './settings.ts';
-import { uuidV4FromBytes } from './uuid.ts';
+import { uuidV4FromBytes } from '../uuid.ts';
 import { VENDOR } from './vendor-config.ts';
 import type { VendorConfig } from './vendor.ts';
 

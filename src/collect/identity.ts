@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { readText } from './detect/fs.ts';
-import { ensurePrivateDir, readJson, readNoFollow, writeQuietly } from './state-dir.ts';
-import { uuidV4FromBytes } from './uuid.ts';
+import { ensurePrivateDir, readJson, readNoFollow, writeQuietly } from '../store/state-dir.ts';
+import { uuidV4FromBytes } from '../uuid.ts';
 
 const MACHINE_ID = /^[0-9a-f]{32}$/;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;

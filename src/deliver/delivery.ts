@@ -1,14 +1,14 @@
 import { appendFileSync } from 'node:fs';
-import { debug, PROGRAM, type Context } from './context.ts';
-import { HttpError } from './errors.ts';
-import { record } from './ledger.ts';
-import type { CaptureEvent } from './payload.ts';
+import { debug, PROGRAM, type Context } from '../config/context.ts';
+import { HttpError } from '../errors.ts';
+import { record } from '../store/ledger.ts';
+import type { CaptureEvent } from '../collect/payload.ts';
 import { proxyFor } from './proxy.ts';
-import { batchUrl, captureUrl, type Settings } from './settings.ts';
-import { tryLock } from './queue-lock.ts';
-import { capQueue, enqueue, promotePending, queuedFiles, readQueue, recoverAbandoned, writePending, type QueuedEvent, type Spool } from './spool.ts';
-import { removeFile } from './state-dir.ts';
-import { readBackoff, recordFailure, recordSuccess, retryAfterMs } from './backoff.ts';
+import { batchUrl, captureUrl, type Settings } from '../config/settings.ts';
+import { tryLock } from '../store/queue-lock.ts';
+import { capQueue, enqueue, promotePending, queuedFiles, readQueue, recoverAbandoned, writePending, type QueuedEvent, type Spool } from '../store/spool.ts';
+import { removeFile } from '../store/state-dir.ts';
+import { readBackoff, recordFailure, recordSuccess, retryAfterMs } from '../store/backoff.ts';
 import { post } from './transport.ts';
 
 /**
