@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseInvocation } from '../src/cli/parse.ts';
 import { UsageError } from '../src/errors.ts';
-import { buildEventProperties, cut, MAX_TEXT_LENGTH } from '../src/cli/events.ts';
+import { buildEventProperties } from '../src/cli/events.ts';
+import { cut, MAX_TEXT_LENGTH } from '../src/collect/scrub.ts';
 
 const usage = (pattern: RegExp) => (error: unknown) => error instanceof UsageError && pattern.test(error.message);
 

@@ -25,7 +25,7 @@ function setup(t: TestContext) {
 }
 
 function queuedEvents(state: string): Record<string, any>[] {
-  const dir = path.join(state, 'queue');
+  const dir = path.join(state, 'outbox', 'new');
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .filter((name) => name.endsWith('.json'))

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
+import type { InstallSettings } from './install.ts';
 import type { VendorConfig } from './vendor.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -17,23 +18,28 @@ export interface Settings {
   root: string;
   dryRun: boolean;
   background: boolean;
+  showNotice: boolean;
   disableFlag: boolean;
+  /** The installer's settings file beside this copy, when there is one, and why it cannot be used. */
+  installFile: string | undefined;
+  installProblem: string | undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
 const MAX_TIMEOUT_MS = 10 * 60 * 1000;
 
-/** One source of a setting, in precedence order: the flag, then its variable, then the build. */
+/** One source of a setting, in precedence order: the flag, its variable, the installer's file, the build. */
 interface Source {
   value: string;
   name: string;
 }
 
-function pick(values: OptionValues, env: Env, flag: string, variable: string | undefined, fallback: string | undefined): Source | undefined {
+function pick(values: OptionValues, env: Env, flag: string, variable: string | undefined, fallback: string | undefined, installed?: { value: string | undefined; file: string | undefined }): Source | undefined {
   const fromFlag = values[flag];
   if (typeof fromFlag === 'string') return { value: fromFlag, name: `--${flag}` };
   const fromEnv = variable === undefined ? undefined : env[variable];
   if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, name: variable as string };
+  if (installed?.value !== undefined) return { value: installed.value, name: installed.file as string };
   return fallback === undefined ? undefined : { value: fallback, name: 'the build-time default' };
 }
 
@@ -46,23 +52,26 @@ function directory(source: Source): string {
   return path.resolve(nonEmpty(source));
 }
 
-/** Merge order written out once: build-time default, then environment, then flag. */
-export function resolveSettings(values: OptionValues, env: Env, vendor: VendorConfig): Settings {
+/** Merge order written out once: build-time default, then the installer's file, then environment, then flag. */
+export function resolveSettings(values: OptionValues, env: Env, vendor: VendorConfig, install: InstallSettings = {}): Settings {
   const logFile = pick(values, env, 'log-file', 'TELEMETRY_LOG_FILE', undefined);
   const productVersion = pick(values, env, 'product-version', 'TELEMETRY_PRODUCT_VERSION', undefined);
   return {
     product: vendor.product,
     endpoint: parseEndpoint(pick(values, env, 'endpoint', 'TELEMETRY_ENDPOINT', vendor.endpoint) as Source),
     apiKey: nonEmpty(pick(values, env, 'api-key', 'TELEMETRY_API_KEY', vendor.apiKey) as Source),
-    configDir: directory(pick(values, env, 'config-dir', 'TELEMETRY_CONFIG_DIR', vendor.configDir) as Source),
-    stateDir: directory(pick(values, env, 'state-dir', 'TELEMETRY_STATE_DIR', vendor.stateDir) as Source),
+    configDir: directory(pick(values, env, 'config-dir', 'TELEMETRY_CONFIG_DIR', vendor.configDir, { value: install.configDir, file: install.file }) as Source),
+    stateDir: directory(pick(values, env, 'state-dir', 'TELEMETRY_STATE_DIR', vendor.stateDir, { value: install.stateDir, file: install.file }) as Source),
     productVersion: productVersion?.value,
     timeoutMs: parseTimeout(pick(values, env, 'timeout', 'TELEMETRY_TIMEOUT_MS', String(DEFAULT_TIMEOUT_MS)) as Source),
     logFile: logFile && path.resolve(nonEmpty(logFile)),
     root: typeof values.root === 'string' ? directory({ value: values.root, name: '--root' }) : '/',
     dryRun: values['dry-run'] === true,
     background: values.background === true,
+    showNotice: values['show-notice'] === true,
     disableFlag: values['disable-telemetry'] === true,
+    installFile: install.file,
+    installProblem: install.problem,
   };
 }
 
@@ -102,15 +111,4 @@ function parseEndpoint(source: Source): URL {
   }
   if (url.username || url.password) throw new UsageError(`${source.name} must not carry credentials`);
   return url;
-}
-
-/** A bare origin means PostHog's own path; any other path is the vendor's capture URL as given. */
-export function captureUrl(endpoint: URL): URL {
-  return endpoint.pathname === '/' ? new URL('/capture/', endpoint) : endpoint;
-}
-
-/** PostHog's /batch/ beside /capture/; a custom capture URL takes batch bodies too. */
-export function batchUrl(endpoint: URL): URL {
-  if (endpoint.pathname === '/') return new URL('/batch/', endpoint);
-  return /\/capture\/?$/.test(endpoint.pathname) ? new URL(endpoint.pathname.replace(/capture\/?$/, 'batch/'), endpoint) : endpoint;
 }

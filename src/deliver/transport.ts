@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import { HttpError, NetworkError, TimeoutError } from '../errors.ts';
+import { HttpError, NetworkError, TimeoutError } from './errors.ts';
 
 export interface PostOptions {
   url: URL;
