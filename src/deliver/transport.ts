@@ -108,9 +108,12 @@ function openTunnel(proxy: URL, target: URL, signal: AbortSignal): Promise<Socke
       agent: false,
       signal,
     });
-    request.on('connect', (response, socket) => {
-      if (response.statusCode === 200) resolve(socket);
-      else {
+    request.on('connect', (response, socket, head) => {
+      if (response.statusCode === 200) {
+        // Bytes that came in with the proxy's answer belong to the tunnel.
+        if (head.length > 0) socket.unshift(head);
+        resolve(socket);
+      } else {
         socket.destroy();
         reject(new NetworkError(`proxy answered ${response.statusCode} to CONNECT`));
       }
