@@ -88,7 +88,7 @@ function parseTimeout(source: Source): number {
  * Takes a hostname as the URL parser leaves it: IPv4 in dotted decimal whatever was written
  * (http://2130706433/ becomes 127.0.0.1), IPv6 in brackets and compressed, IPv4-mapped in hex.
  */
-function isLoopbackHost(hostname: string): boolean {
+export function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname);
 }
 
