@@ -7,7 +7,7 @@ import { detectSystem } from './collect/detect/index.ts';
 import { cut, type EventName, type EventProperties } from './cli/events.ts';
 import { distinctId } from './collect/identity.ts';
 import { record } from './store/ledger.ts';
-import type { OptOut } from './consent/optout.ts';
+import { optOutAdvice, type OptOut } from './consent/optout.ts';
 import { toCapture, type CaptureEvent } from './collect/payload.ts';
 import { admitEvent, peekRate } from './store/rate-limit.ts';
 import { createScrubber } from './collect/scrub.ts';
@@ -115,10 +115,11 @@ export async function report(command: EventName, eventProperties: EventPropertie
 function showFirstRunNotice(settings: Settings, ctx: Context): void {
   const marker = path.join(settings.stateDir, NOTICE_FILE);
   if (ctx.backgroundChild || existsSync(marker) || !ctx.stderrIsTTY()) return;
+  const advice = optOutAdvice(ctx.vendor);
   ctx.stderr(
     `${settings.product} sends anonymous usage statistics: OS, kernel, architecture, virtualization and\n` +
       `container type, product version, and start/stop/crash events. Never host names, users, paths or\n` +
-      `addresses. Opt out with DO_NOT_TRACK=1, or: anonymous-statistics disable. See --dry-run for the data.\n`,
+      `addresses. Opt out with ${advice.variable}, or: ${advice.command}. See --dry-run for the data.\n`,
   );
   // Not writable: the notice may show again, which errs on the side of telling.
   writeQuietly(marker, `${ctx.now().toISOString()}\n`);

@@ -1,9 +1,10 @@
-import { HELP, parseInvocation, type Invocation } from './cli/parse.ts';
+import { helpText, parseInvocation, type Invocation } from './cli/parse.ts';
 import { disableTelemetry, enableTelemetry } from './consent/marker.ts';
-import { debug, PROGRAM, type Context } from './config/context.ts';
+import { debug, type Context } from './config/context.ts';
 import { CommandError, UsageError } from './errors.ts';
 import { buildEventProperties, type EventName } from './cli/events.ts';
-import { markerPath, optOuts, type OptOut } from './consent/optout.ts';
+import { markerPath, optOutAdvice, optOuts, type OptOut, type OptOutAdvice } from './consent/optout.ts';
+import { commandName } from './config/vendor.ts';
 import { captureUrl, resolveSettings, type OptionValues } from './config/settings.ts';
 
 /** Past the budget, the deadline ends the process this much later at the latest. */
@@ -12,15 +13,16 @@ const DEADLINE_GRACE_MS = 50;
 /** Runs one command line; resolves with the exit code. Never throws. */
 export async function main(argv: readonly string[], ctx: Context): Promise<number> {
   let invocation: Invocation | undefined;
+  const command = commandName(ctx.vendor);
   try {
-    invocation = parseInvocation(argv);
+    invocation = parseInvocation(argv, ctx.vendor.optOutFlag);
     return await run(invocation, argv, ctx);
   } catch (error) {
     if (error instanceof UsageError) {
-      ctx.stderr(`${PROGRAM}: ${error.message} (see ${PROGRAM} --help)\n`);
+      ctx.stderr(`${command}: ${error.message} (see ${command} --help)\n`);
       return 2;
     }
-    ctx.stderr(`${PROGRAM}: ${error instanceof CommandError ? error.message : describeUnexpected(error, ctx)}\n`);
+    ctx.stderr(`${command}: ${error instanceof CommandError ? error.message : describeUnexpected(error, ctx)}\n`);
     // A bug of ours must never fail the daemon or installer that reported an event.
     return invocation?.kind === 'event' ? 0 : 1;
   }
@@ -34,7 +36,7 @@ function describeUnexpected(error: unknown, ctx: Context): string {
 async function run(invocation: Invocation, argv: readonly string[], ctx: Context): Promise<number> {
   switch (invocation.kind) {
     case 'help':
-      ctx.stdout(HELP);
+      ctx.stdout(helpText(ctx.vendor));
       return 0;
     case 'version':
       ctx.stdout(`${ctx.toolVersion}\n`);
@@ -50,7 +52,7 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
   // Every check of the input comes first and is pure: a usage error sends and writes nothing.
   const settings = resolveSettings(values, ctx.env, ctx.vendor);
   const eventProperties = buildEventProperties(command, values);
-  const [optOut] = optOuts(settings.disableFlag, ctx.env, settings.configDir, true);
+  const [optOut] = optOuts(settings, ctx.env, true);
   if (optOut && !settings.dryRun) {
     debug(ctx, `not sending ${command}: ${optOut.detail}`);
     return 0;
@@ -71,7 +73,7 @@ type Management = (values: OptionValues, ctx: Context) => number | Promise<numbe
 const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'], Management> = {
   async status(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
-    const active = optOuts(settings.disableFlag, ctx.env, settings.configDir);
+    const active = optOuts(settings, ctx.env);
     const { queuedFiles, spoolAt, buildPayload, identitySource, pendingCounts } = await import('./reporter.ts');
     // What a `start` would carry right now: built as a dry run builds it, nothing written.
     const { properties } = buildPayload('start', {}, { ...settings, dryRun: true }, ctx, pendingCounts(settings.stateDir));
@@ -88,7 +90,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       product: settings.product,
       properties,
     };
-    ctx.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+    ctx.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report, optOutAdvice(ctx.vendor)));
     return 0;
   },
   async disable(values, ctx) {
@@ -104,16 +106,16 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   enable(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
     const marker = enableTelemetry(settings.configDir);
-    const remaining = optOuts(false, ctx.env, settings.configDir);
+    const remaining = optOuts({ ...settings, disableFlag: undefined }, ctx.env);
     ctx.stdout(`removed ${marker}\n`);
     if (remaining.length > 0) ctx.stdout(`telemetry stays off: ${remaining.map((o) => o.detail).join('; ')}\n`);
     return 0;
   },
   async flush(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
-    const [optOut] = optOuts(settings.disableFlag, ctx.env, settings.configDir, true);
+    const [optOut] = optOuts(settings, ctx.env, true);
     if (optOut) {
-      ctx.stderr(`${PROGRAM}: telemetry is off (${optOut.detail}); nothing was sent\n`);
+      ctx.stderr(`${commandName(ctx.vendor)}: telemetry is off (${optOut.detail}); nothing was sent\n`);
       return 0;
     }
     const { flushQueue, openSpool } = await import('./reporter.ts');
@@ -150,10 +152,10 @@ interface StatusReport {
   properties: Record<string, unknown>;
 }
 
-function formatStatus(report: StatusReport): string {
+function formatStatus(report: StatusReport, advice: OptOutAdvice): string {
   const lines = [`telemetry: ${report.telemetry}`];
   for (const optOut of report.opt_outs) lines.push(`  off because ${optOut.detail}`);
-  if (report.opt_outs.length === 0) lines.push(`  to turn it off: DO_NOT_TRACK=1, --disable-telemetry, or \`${PROGRAM} disable\` (creates ${report.marker_file})`);
+  if (report.opt_outs.length === 0) lines.push(`  to turn it off: ${advice.variable}, ${advice.flag}, or \`${advice.command}\` (creates ${report.marker_file})`);
   lines.push(
     `product: ${report.product}`,
     `endpoint: ${report.endpoint}`,

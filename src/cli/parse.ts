@@ -2,6 +2,8 @@ import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
 import { EVENT_COMMANDS, isEventName, type EventName } from './events.ts';
 import type { OptionValues } from '../config/settings.ts';
+import { commandName, type VendorConfig } from '../config/vendor.ts';
+import { optOutAdvice } from '../consent/optout.ts';
 
 type Spec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
 
@@ -46,27 +48,38 @@ export type Invocation =
   | { kind: 'event'; command: EventName; values: OptionValues }
   | { kind: 'management'; command: ManagementName; values: OptionValues };
 
-function commandSpec(command: string): Spec | undefined {
-  if (isEventName(command)) return { ...SETTINGS_OPTIONS, ...EVENT_ONLY_OPTIONS, ...EVENT_COMMANDS[command].options };
-  if (Object.hasOwn(MANAGEMENT_COMMANDS, command)) return MANAGEMENT_COMMANDS[command as ManagementName];
+function commandSpec(command: string, optOutFlag: string | undefined): Spec | undefined {
+  if (isEventName(command)) return withOptOutFlag({ ...SETTINGS_OPTIONS, ...EVENT_ONLY_OPTIONS, ...EVENT_COMMANDS[command].options }, optOutFlag);
+  if (Object.hasOwn(MANAGEMENT_COMMANDS, command)) return withOptOutFlag(MANAGEMENT_COMMANDS[command as ManagementName], optOutFlag);
   return undefined;
 }
 
+/** The vendor's own spelling of --disable-telemetry (e.g. --disable-analytics), wherever that one applies. */
+function withOptOutFlag(spec: Spec, optOutFlag: string | undefined): Spec {
+  if (optOutFlag === undefined || !Object.hasOwn(spec, 'disable-telemetry')) return spec;
+  return { ...spec, [optOutFlag.slice(2)]: spec['disable-telemetry'] };
+}
+
 /** Every option any command knows, so one pass can find the command wherever it stands. */
-function unionSpec(): Spec {
+function unionSpec(optOutFlag: string | undefined): Spec {
   const union: Spec = { ...GLOBAL_OPTIONS };
   for (const command of [...Object.keys(EVENT_COMMANDS), ...Object.keys(MANAGEMENT_COMMANDS)]) {
-    for (const [name, option] of Object.entries(commandSpec(command) as Spec)) {
+    for (const [name, option] of Object.entries(commandSpec(command, optOutFlag) as Spec)) {
       union[name] = { ...option, multiple: Boolean(union[name]?.multiple || option.multiple) };
     }
   }
   return union;
 }
 
-export function parseInvocation(argv: readonly string[]): Invocation {
+/** The tool's long options, without "--" (a vendor's opt-out flag must not take one of them). */
+export function optionNames(): string[] {
+  return Object.keys(unionSpec(undefined));
+}
+
+export function parseInvocation(argv: readonly string[], optOutFlag?: string): Invocation {
   let parsed;
   try {
-    parsed = parseArgs({ args: [...argv], options: unionSpec(), allowPositionals: true, strict: true, tokens: true });
+    parsed = parseArgs({ args: [...argv], options: unionSpec(optOutFlag), allowPositionals: true, strict: true, tokens: true });
   } catch (error) {
     throw new UsageError((error as Error).message.split('\n')[0]);
   }
@@ -77,7 +90,7 @@ export function parseInvocation(argv: readonly string[]): Invocation {
   if (name === undefined) throw new UsageError('no command given');
   const legacy = LEGACY_FORMS[name];
   const command = legacy ? legacy.command : name;
-  const spec = commandSpec(command);
+  const spec = commandSpec(command, optOutFlag);
   if (spec === undefined) throw new UsageError(`unknown command "${name}"`);
   for (const token of tokens) {
     if (token.kind === 'option' && !Object.hasOwn(spec, token.name) && !Object.hasOwn(GLOBAL_OPTIONS, token.name)) {
@@ -153,7 +166,10 @@ const LEGACY_FORMS: Record<string, LegacyForm> = {
   },
 };
 
-export const HELP = `Usage: anonymous-statistics <command> [options]
+/** --help, in the product's own names where the vendor gave them. */
+export function helpText(vendor: VendorConfig): string {
+  const name = commandName(vendor);
+  return `Usage: ${name} <command> [options]
 
 Reports one anonymous event to a PostHog-compatible capture endpoint, or manages consent.
 Nothing is read or sent when telemetry is opted out.
@@ -177,7 +193,7 @@ Management commands:
 
 Options of every event command (a flag beats its variable, which beats the build default):
   --disable-telemetry        opt out (also DISABLE_TELEMETRY or DO_NOT_TRACK set to anything)
-  --config-dir DIR           where the opt-out marker is looked for   [TELEMETRY_CONFIG_DIR]
+${vendorOptOuts(vendor)}  --config-dir DIR           where the opt-out marker is looked for   [TELEMETRY_CONFIG_DIR]
   --state-dir DIR            machine id and offline queue             [TELEMETRY_STATE_DIR]
   --endpoint URL             capture endpoint; https:, or http: for loopback only [TELEMETRY_ENDPOINT]
   --api-key KEY              project API key                          [TELEMETRY_API_KEY]
@@ -191,9 +207,19 @@ Options of every event command (a flag beats its variable, which beats the build
   --version                  the version of this tool
 
 Examples:
-  anonymous-statistics start --product-version 1.44.0
-  anonymous-statistics stop --exit-code 1
-  anonymous-statistics fatal --process mydaemon --thread main --file db.c --line 120
-  anonymous-statistics install --result success --dry-run
-  DO_NOT_TRACK=1 anonymous-statistics start      # sends nothing
+  ${name} start --product-version 1.44.0
+  ${name} stop --exit-code 1
+  ${name} fatal --process mydaemon --thread main --file db.c --line 120
+  ${name} install --result success --dry-run
+  ${optOutAdvice(vendor).variable} ${name} start      # sends nothing
 `;
+}
+
+/** The product's own opt-out flag and variables, as lines under --disable-telemetry. */
+function vendorOptOuts(vendor: VendorConfig): string {
+  const lines = vendor.optOutFlag === undefined ? [] : [`  ${vendor.optOutFlag.padEnd(26)} the same as --disable-telemetry`];
+  for (const [variable, meaning] of Object.entries(vendor.optOutEnv ?? {})) {
+    lines.push(`                             also ${variable} ${meaning === 'any' ? 'set to anything' : 'set to 0, false, off or no'}`);
+  }
+  return lines.map((line) => `${line}\n`).join('');
+}

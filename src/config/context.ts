@@ -4,8 +4,9 @@ import type { Platform } from '../collect/detect/index.ts';
 import type { Env } from './settings.ts';
 import { uuidV4FromBytes } from '../uuid.ts';
 import { VENDOR } from './vendor-config.ts';
-import type { VendorConfig } from './vendor.ts';
+import { commandName, type VendorConfig } from './vendor.ts';
 
+/** The tool's own name, as receivers see it (User-Agent); people see the vendor's commandName. */
 export const PROGRAM = 'anonymous-statistics';
 /** Set in the environment of the detached child that --background starts (internal). */
 const BACKGROUND_CHILD = 'ANONYMOUS_STATISTICS_BACKGROUND_CHILD';
@@ -141,5 +142,5 @@ function randomUuid(): string {
 
 /** A line on stderr when TELEMETRY_DEBUG is set: why an event was skipped or not delivered. */
 export function debug(ctx: Context, line: string): void {
-  if (ctx.env.TELEMETRY_DEBUG) ctx.stderr(`${PROGRAM}: ${line}\n`);
+  if (ctx.env.TELEMETRY_DEBUG) ctx.stderr(`${commandName(ctx.vendor)}: ${line}\n`);
 }

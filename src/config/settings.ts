@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
-import type { VendorConfig } from './vendor.ts';
+import type { OptOutMeaning, VendorConfig } from './vendor.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 export type OptionValues = Readonly<Record<string, string | boolean | string[] | undefined>>;
@@ -17,14 +17,17 @@ export interface Settings {
   root: string;
   dryRun: boolean;
   background: boolean;
-  disableFlag: boolean;
+  /** The opt-out flag as given (--disable-telemetry or the vendor's own spelling), if any. */
+  disableFlag: string | undefined;
+  /** The vendor's own opt-out variables, besides DISABLE_TELEMETRY and DO_NOT_TRACK. */
+  optOutEnv: Readonly<Record<string, OptOutMeaning>>;
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
 const MAX_TIMEOUT_MS = 10 * 60 * 1000;
 
 /** One source of a setting, in precedence order: the flag, then its variable, then the build. */
-interface Source {
+export interface Source {
   value: string;
   name: string;
 }
@@ -62,8 +65,14 @@ export function resolveSettings(values: OptionValues, env: Env, vendor: VendorCo
     root: typeof values.root === 'string' ? directory({ value: values.root, name: '--root' }) : '/',
     dryRun: values['dry-run'] === true,
     background: values.background === true,
-    disableFlag: values['disable-telemetry'] === true,
+    disableFlag: givenOptOutFlag(values, vendor),
+    optOutEnv: vendor.optOutEnv ?? {},
   };
+}
+
+function givenOptOutFlag(values: OptionValues, vendor: VendorConfig): string | undefined {
+  if (values['disable-telemetry'] === true) return '--disable-telemetry';
+  return vendor.optOutFlag !== undefined && values[vendor.optOutFlag.slice(2)] === true ? vendor.optOutFlag : undefined;
 }
 
 function parseTimeout(source: Source): number {
@@ -87,7 +96,7 @@ function isLoopbackHost(hostname: string): boolean {
  * https: anywhere; http: only to this machine, so an event can never cross a network in clear
  * text. Decided from the URL alone, before any lookup or connection.
  */
-function parseEndpoint(source: Source): URL {
+export function parseEndpoint(source: Source): URL {
   let url: URL;
   try {
     url = new URL(source.value);
