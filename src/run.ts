@@ -1,4 +1,5 @@
-import { helpText, parseInvocation, type Invocation } from './cli/parse.ts';
+import { helpText } from './cli/help.ts';
+import { parseInvocation, type Invocation } from './cli/parse.ts';
 import { disableTelemetry, enableTelemetry } from './consent/marker.ts';
 import { debug, type Context } from './config/context.ts';
 import { CommandError, UsageError } from './errors.ts';
