@@ -41,6 +41,11 @@ test("the vendor's opt-out flag is accepted wherever --disable-telemetry is, and
     assert.equal(resolveSettings(invocation.values, {}, ACME).disableFlag, '--disable-analytics', argv.join(' '));
   }
   assert.throws(() => parseInvocation(['start', '--disable-analytics']), (error) => error instanceof UsageError && /disable-analytics/.test(error.message));
+  // An option's value that looks like the flag stays a value (getopt), and opts nothing out.
+  const quoted = parseInvocation(['fatal', '--process', 'p', '--thread', 't', '--message', '--disable-analytics'], ACME.optOutFlag);
+  assert.ok(quoted.kind === 'event');
+  assert.equal(quoted.values.message, '--disable-analytics');
+  assert.equal(resolveSettings(quoted.values, {}, ACME).disableFlag, undefined);
   const generic = parseInvocation(['start', '--disable-telemetry'], ACME.optOutFlag);
   assert.equal(generic.kind === 'event' && resolveSettings(generic.values, {}, ACME).disableFlag, '--disable-telemetry');
 });
