@@ -177,10 +177,11 @@ function delivery(settings: Settings, ctx: Context, { stateDir, outbox }: Store)
 function showNotice(store: Store, settings: Settings, ctx: Context): void {
   if (!settings.showNotice && (ctx.backgroundChild || !ctx.stderrIsTTY())) return;
   if (readState(store.stateDir).noticeShown) return;
+  const advice = ctx.optOutAdvice;
   ctx.stderr(
     `${settings.product} sends anonymous usage statistics: OS, kernel, architecture, virtualization and\n` +
       `container type, product version, and start/stop/crash events. Never host names, users, paths or\n` +
-      `addresses. Opt out with DO_NOT_TRACK=1, or: ${ctx.commandName} disable. See --dry-run for the data.\n`,
+      `addresses. Opt out with ${advice.variable}, or: ${advice.command}. See --dry-run for the data.\n`,
   );
   // Not writable: the notice may show again, which errs on the side of telling.
   updateState(store.stateDir, (state) => ({ ...state, noticeShown: ctx.now().toISOString() }));

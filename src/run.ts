@@ -1,11 +1,12 @@
-import { HELP } from './cli/help.ts';
+import { helpText } from './cli/help.ts';
 import { parseInvocation, type Invocation } from './cli/parse.ts';
 import { disableTelemetry, enableTelemetry } from './consent/marker.ts';
-import { PROGRAM, type Context } from './config/context.ts';
+import type { Context } from './config/context.ts';
 import { readInstallSettings } from './config/install.ts';
 import { CommandError, UsageError } from './errors.ts';
 import { buildEventProperties, type EventName } from './cli/events.ts';
-import { markerPath, optOuts, type OptOut } from './consent/optout.ts';
+import { markerPath, optOutAdvice, optOuts, type OptOut, type OptOutAdvice } from './consent/optout.ts';
+import { commandName } from './config/vendor.ts';
 import { resolveSettings, type OptionValues, type Settings } from './config/settings.ts';
 
 /** Past the budget, the deadline ends the process this much later at the latest. */
@@ -14,15 +15,16 @@ const DEADLINE_GRACE_MS = 50;
 /** Runs one command line; resolves with the exit code. Never throws. */
 export async function main(argv: readonly string[], ctx: Context): Promise<number> {
   let invocation: Invocation | undefined;
+  const command = commandName(ctx.vendor);
   try {
-    invocation = parseInvocation(argv);
+    invocation = parseInvocation(argv, ctx.vendor.optOutFlag);
     return await run(invocation, argv, ctx);
   } catch (error) {
     if (error instanceof UsageError) {
-      ctx.stderr(`${PROGRAM}: ${error.message} (see ${PROGRAM} --help)\n`);
+      ctx.stderr(`${command}: ${error.message} (see ${command} --help)\n`);
       return 2;
     }
-    ctx.stderr(`${PROGRAM}: ${error instanceof CommandError ? error.message : describeUnexpected(error, ctx)}\n`);
+    ctx.stderr(`${command}: ${error instanceof CommandError ? error.message : describeUnexpected(error, ctx)}\n`);
     // A bug of ours must never fail the daemon or installer that reported an event.
     return invocation?.kind === 'event' ? 0 : 1;
   }
@@ -36,7 +38,7 @@ function describeUnexpected(error: unknown, ctx: Context): string {
 async function run(invocation: Invocation, argv: readonly string[], ctx: Context): Promise<number> {
   switch (invocation.kind) {
     case 'help':
-      ctx.stdout(HELP);
+      ctx.stdout(helpText(ctx.vendor));
       return 0;
     case 'version':
       ctx.stdout(`${ctx.toolVersion}\n`);
@@ -53,7 +55,7 @@ function settingsOf(values: OptionValues, ctx: Context): Settings {
 }
 
 function activeOptOuts(settings: Settings, ctx: Context, first = false): OptOut[] {
-  return optOuts(settings.disableFlag, ctx.env, settings.configDir, first, settings.installProblem);
+  return optOuts(settings, ctx.env, first);
 }
 
 async function reportEvent(command: EventName, values: OptionValues, argv: readonly string[], ctx: Context): Promise<number> {
@@ -90,7 +92,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       product: settings.product,
       ...describeState(settings, ctx),
     };
-    ctx.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report, ctx));
+    ctx.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report, optOutAdvice(ctx.vendor)));
     return 0;
   },
   async disable(values, ctx) {
@@ -104,7 +106,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   enable(values, ctx) {
     const settings = settingsOf(values, ctx);
     const marker = enableTelemetry(settings.configDir);
-    const remaining = activeOptOuts({ ...settings, disableFlag: false }, ctx);
+    const remaining = activeOptOuts({ ...settings, disableFlag: undefined }, ctx);
     ctx.stdout(`removed ${marker}\n`);
     if (remaining.length > 0) ctx.stdout(`telemetry stays off: ${remaining.map((o) => o.detail).join('; ')}\n`);
     return 0;
@@ -113,7 +115,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     const settings = settingsOf(values, ctx);
     const [optOut] = activeOptOuts(settings, ctx, true);
     if (optOut) {
-      ctx.stderr(`${PROGRAM}: telemetry is off (${optOut.detail}); nothing was sent\n`);
+      ctx.stderr(`${commandName(ctx.vendor)}: telemetry is off (${optOut.detail}); nothing was sent\n`);
       return 0;
     }
     ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
@@ -148,10 +150,10 @@ interface StatusReport {
   properties: Record<string, unknown>;
 }
 
-function formatStatus(report: StatusReport, ctx: Context): string {
+function formatStatus(report: StatusReport, advice: OptOutAdvice): string {
   const lines = [`telemetry: ${report.telemetry}`];
   for (const optOut of report.opt_outs) lines.push(`  off because ${optOut.detail}`);
-  if (report.opt_outs.length === 0) lines.push(`  to turn it off: DO_NOT_TRACK=1, --disable-telemetry, or \`${ctx.commandName} disable\` (creates ${report.marker_file})`);
+  if (report.opt_outs.length === 0) lines.push(`  to turn it off: ${advice.variable}, ${advice.flag}, or \`${advice.command}\` (creates ${report.marker_file})`);
   lines.push(`product: ${report.product}`, `endpoint: ${report.endpoint}`, `machine id: ${report.machine_id}`);
   if (report.install_settings) lines.push(`installer's settings: ${report.install_settings}`);
   for (const unusable of report.unusable_state_dirs) lines.push(`state dir ${unusable.dir} is unusable: it ${unusable.reason}`);

@@ -66,10 +66,15 @@ export interface CliResult {
  * HOME or TELEMETRY_* surprises) and the loopback-only trap preloaded.
  */
 export function runBundle(args: string[], env: Record<string, string> = {}, node = NODE_UNDER_TEST): Promise<CliResult> {
+  return runBuilt(BUNDLE, args, env, node);
+}
+
+/** runBundle for another build of the tool, such as a vendor flavour a test built. */
+export function runBuilt(file: string, args: string[], env: Record<string, string> = {}, node = NODE_UNDER_TEST): Promise<CliResult> {
   const started = performance.now();
   const fullEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${TRAP}`, TRAP_LOG, ...env };
   return new Promise((resolve) => {
-    execFile(node, [BUNDLE, ...args], { env: fullEnv, timeout: 20000, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
+    execFile(node, [file, ...args], { env: fullEnv, timeout: 20000, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       resolve({ code, stdout, stderr, ms: performance.now() - started });
     });
@@ -91,6 +96,7 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     platform: () => ({ type: 'Linux', release: '6.1.0-test', machine: 'x86_64' }),
     vendor: { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/nonexistent/config', stateDir: '/nonexistent/state' },
     commandName: 'anonymous-statistics',
+    optOutAdvice: { variable: 'DO_NOT_TRACK=1', flag: '--disable-telemetry', command: 'anonymous-statistics disable' },
     toolVersion: 'test',
     armDeadline: () => undefined,
     atDeadline: () => undefined,

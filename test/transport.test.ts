@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
 import { post } from '../src/deliver/transport.ts';
-import { NetworkError } from '../src/errors.ts';
+import { NetworkError } from '../src/deliver/errors.ts';
 
 /**
  * post() against a proxy that answers CONNECT as each test scripts it. The target is

@@ -1,5 +1,13 @@
-/** The whole --help text, kept next to the option tables it describes (parse.ts). */
-export const HELP = `Usage: anonymous-statistics <command> [options]
+import { commandName, type VendorConfig } from '../config/vendor.ts';
+import { optOutAdvice } from '../consent/optout.ts';
+
+/**
+ * The whole --help text, kept next to the option tables it describes (parse.ts), in the
+ * product's own names where the vendor gave them.
+ */
+export function helpText(vendor: VendorConfig): string {
+  const name = commandName(vendor);
+  return `Usage: ${name} <command> [options]
 
 Reports one anonymous event to a PostHog-compatible capture endpoint, or manages consent.
 Nothing is read or sent when telemetry is opted out.
@@ -23,7 +31,7 @@ Management commands:
 
 Options of every event command (a flag beats its variable, which beats the build default):
   --disable-telemetry        opt out (also DISABLE_TELEMETRY or DO_NOT_TRACK set to anything)
-  --config-dir DIR           where the opt-out marker is looked for   [TELEMETRY_CONFIG_DIR]
+${vendorOptOuts(vendor)}  --config-dir DIR           where the opt-out marker is looked for   [TELEMETRY_CONFIG_DIR]
   --state-dir DIR            machine id and offline queue             [TELEMETRY_STATE_DIR]
   --endpoint URL             capture endpoint; https:, or http: for loopback only [TELEMETRY_ENDPOINT]
   --api-key KEY              project API key                          [TELEMETRY_API_KEY]
@@ -37,9 +45,19 @@ Options of every event command (a flag beats its variable, which beats the build
   --version                  the version of this tool
 
 Examples:
-  anonymous-statistics start --product-version 1.44.0
-  anonymous-statistics stop --exit-code 1
-  anonymous-statistics fatal --process mydaemon --thread main --file db.c --line 120
-  anonymous-statistics install --result success --dry-run
-  DO_NOT_TRACK=1 anonymous-statistics start      # sends nothing
+  ${name} start --product-version 1.44.0
+  ${name} stop --exit-code 1
+  ${name} fatal --process mydaemon --thread main --file db.c --line 120
+  ${name} install --result success --dry-run
+  ${optOutAdvice(vendor).variable} ${name} start      # sends nothing
 `;
+}
+
+/** The product's own opt-out flag and variables, as lines under --disable-telemetry. */
+function vendorOptOuts(vendor: VendorConfig): string {
+  const lines = vendor.optOutFlag === undefined ? [] : [`  ${vendor.optOutFlag.padEnd(26)} the same as --disable-telemetry`];
+  for (const [variable, meaning] of Object.entries(vendor.optOutEnv ?? {})) {
+    lines.push(`                             also ${variable} ${meaning === 'any' ? 'set to anything' : 'set to 0, false, off or no'}`);
+  }
+  return lines.map((line) => `${line}\n`).join('');
+}

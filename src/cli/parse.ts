@@ -47,17 +47,28 @@ export type Invocation =
   | { kind: 'event'; command: EventName; values: OptionValues }
   | { kind: 'management'; command: ManagementName; values: OptionValues };
 
-function commandSpec(command: string): Spec | undefined {
-  if (isEventName(command)) return { ...SETTINGS_OPTIONS, ...EVENT_ONLY_OPTIONS, ...EVENT_COMMANDS[command].options };
-  if (Object.hasOwn(MANAGEMENT_COMMANDS, command)) return MANAGEMENT_COMMANDS[command as ManagementName];
+function commandSpec(command: string, optOutFlag: string | undefined): Spec | undefined {
+  if (isEventName(command)) return withOptOutFlag({ ...SETTINGS_OPTIONS, ...EVENT_ONLY_OPTIONS, ...EVENT_COMMANDS[command].options }, optOutFlag);
+  if (Object.hasOwn(MANAGEMENT_COMMANDS, command)) return withOptOutFlag(MANAGEMENT_COMMANDS[command as ManagementName], optOutFlag);
   return undefined;
 }
 
+/** The vendor's own spelling of --disable-telemetry (e.g. --disable-analytics), wherever that one applies. */
+function withOptOutFlag(spec: Spec, optOutFlag: string | undefined): Spec {
+  if (optOutFlag === undefined || !Object.hasOwn(spec, 'disable-telemetry')) return spec;
+  return { ...spec, [optOutFlag.slice(2)]: spec['disable-telemetry'] };
+}
+
 /** Every option any command knows, so one pass can find the command wherever it stands. */
-function knownOptions(): Spec {
+function knownOptions(optOutFlag: string | undefined): Spec {
   const union: Spec = { ...GLOBAL_OPTIONS };
-  for (const command of [...Object.keys(EVENT_COMMANDS), ...Object.keys(MANAGEMENT_COMMANDS)]) Object.assign(union, commandSpec(command));
+  for (const command of [...Object.keys(EVENT_COMMANDS), ...Object.keys(MANAGEMENT_COMMANDS)]) Object.assign(union, commandSpec(command, optOutFlag));
   return union;
+}
+
+/** The tool's long options, without "--" (a vendor's opt-out flag must not take one of them). */
+export function optionNames(): string[] {
+  return Object.keys(knownOptions(undefined));
 }
 
 interface OptionToken {
@@ -104,15 +115,15 @@ function tokenize(argv: readonly string[], options: Spec): { tokens: OptionToken
   return { tokens, positionals };
 }
 
-export function parseInvocation(argv: readonly string[]): Invocation {
-  const { tokens, positionals } = tokenize(argv, knownOptions());
+export function parseInvocation(argv: readonly string[], optOutFlag?: string): Invocation {
+  const { tokens, positionals } = tokenize(argv, knownOptions(optOutFlag));
   if (tokens.some((token) => token.name === 'help')) return { kind: 'help' };
   if (tokens.some((token) => token.name === 'version')) return { kind: 'version' };
   const [name, ...rest] = positionals;
   if (name === undefined) throw new UsageError('no command given');
   const legacy = Object.hasOwn(LEGACY_FORMS, name) ? LEGACY_FORMS[name] : undefined;
   const command = legacy ? legacy.command : name;
-  const spec = commandSpec(command);
+  const spec = commandSpec(command, optOutFlag);
   if (spec === undefined) throw new UsageError(`unknown command "${name}"`);
   const values: Record<string, string | boolean | string[]> = {};
   for (const { name: option, value } of tokens) {

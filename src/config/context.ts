@@ -4,8 +4,10 @@ import type { Platform } from '../collect/detect/index.ts';
 import type { Env } from './settings.ts';
 import { uuidV4FromBytes } from './uuid.ts';
 import { VENDOR } from './vendor-config.ts';
-import type { VendorConfig } from './vendor.ts';
+import { optOutAdvice, type OptOutAdvice } from '../consent/optout.ts';
+import { commandName, type VendorConfig } from './vendor.ts';
 
+/** The tool's own name, as receivers see it (User-Agent); people see the vendor's commandName. */
 export const PROGRAM = 'anonymous-statistics';
 /** Set in the environment of the detached child that --background starts (internal). */
 const BACKGROUND_CHILD = 'ANONYMOUS_STATISTICS_BACKGROUND_CHILD';
@@ -22,8 +24,9 @@ export interface Context {
   /** Asked for only once a run goes past the opt-out check. */
   platform: () => Platform;
   vendor: VendorConfig;
-  /** How the tool names itself to a person (the vendor's command). */
+  /** How the tool names itself to a person (the vendor's command), and how to opt out in its words. */
   commandName: string;
+  optOutAdvice: OptOutAdvice;
   toolVersion: string;
   /** Ends the process with exit code 0 once `ms` have passed, whatever is still pending. */
   armDeadline: (ms: number) => void;
@@ -80,7 +83,8 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     stderr: (text) => void process.stderr.write(text),
     platform: () => ({ type: os.type(), release: os.release(), machine: os.machine() }),
     vendor: VENDOR,
-    commandName: PROGRAM,
+    commandName: commandName(VENDOR),
+    optOutAdvice: optOutAdvice(VENDOR),
     toolVersion: typeof TOOL_VERSION === 'string' ? TOOL_VERSION : 'development',
     armDeadline: (ms) =>
       void setTimeout(() => {
@@ -102,7 +106,7 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     },
     spawnDetached: (args) => spawnDetached([process.execPath, process.argv[1], ...args], { ...process.env, [BACKGROUND_CHILD]: '1' }),
     debug: (line) => {
-      if (process.env.TELEMETRY_DEBUG) process.stderr.write(`${PROGRAM}: ${line}\n`);
+      if (process.env.TELEMETRY_DEBUG) process.stderr.write(`${commandName(VENDOR)}: ${line}\n`);
     },
     tmpdir: () => os.tmpdir(),
     scriptPath: process.argv[1],

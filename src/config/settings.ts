@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
 import type { InstallSettings } from './install.ts';
-import type { VendorConfig } from './vendor.ts';
+import type { OptOutMeaning, VendorConfig } from './vendor.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 export type OptionValues = Readonly<Record<string, string | boolean | string[] | undefined>>;
@@ -19,7 +19,10 @@ export interface Settings {
   dryRun: boolean;
   background: boolean;
   showNotice: boolean;
-  disableFlag: boolean;
+  /** The opt-out flag as given (--disable-telemetry or the vendor's own spelling), if any. */
+  disableFlag: string | undefined;
+  /** The vendor's own opt-out variables, besides DISABLE_TELEMETRY and DO_NOT_TRACK. */
+  optOutEnv: Readonly<Record<string, OptOutMeaning>>;
   /** The installer's settings file beside this copy, when there is one, and why it cannot be used. */
   installFile: string | undefined;
   installProblem: string | undefined;
@@ -29,7 +32,7 @@ const DEFAULT_TIMEOUT_MS = 2000;
 const MAX_TIMEOUT_MS = 10 * 60 * 1000;
 
 /** One source of a setting, in precedence order: the flag, its variable, the installer's file, the build. */
-interface Source {
+export interface Source {
   value: string;
   name: string;
 }
@@ -69,10 +72,16 @@ export function resolveSettings(values: OptionValues, env: Env, vendor: VendorCo
     dryRun: values['dry-run'] === true,
     background: values.background === true,
     showNotice: values['show-notice'] === true,
-    disableFlag: values['disable-telemetry'] === true,
+    disableFlag: givenOptOutFlag(values, vendor),
+    optOutEnv: vendor.optOutEnv ?? {},
     installFile: install.file,
     installProblem: install.problem,
   };
+}
+
+function givenOptOutFlag(values: OptionValues, vendor: VendorConfig): string | undefined {
+  if (values['disable-telemetry'] === true) return '--disable-telemetry';
+  return vendor.optOutFlag !== undefined && values[vendor.optOutFlag.slice(2)] === true ? vendor.optOutFlag : undefined;
 }
 
 function parseTimeout(source: Source): number {
@@ -96,7 +105,7 @@ export function isLoopbackHost(hostname: string): boolean {
  * https: anywhere; http: only to this machine, so an event can never cross a network in clear
  * text. Decided from the URL alone, before any lookup or connection.
  */
-function parseEndpoint(source: Source): URL {
+export function parseEndpoint(source: Source): URL {
   let url: URL;
   try {
     url = new URL(source.value);
