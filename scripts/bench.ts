@@ -598,6 +598,7 @@ async function main(): Promise<void> {
     const configDir = path.join(dir, 'config');
     const template = path.join(dir, 'template');
     mkdirSync(configDir, { mode: 0o700 });
+    mkdirSync(template, { mode: 0o700 }); // as an installer leaves it, so a failed first run still leaves one
     const settings = ['--state-dir', template, '--config-dir', configDir];
     // The state every run starts from: what one `start` leaves, as on any machine after its first run.
     const first = execute({ argv: node(bundlePath, 'start', '--endpoint', receiver.urls.https, ...settings), env: caEnv });
