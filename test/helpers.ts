@@ -7,7 +7,11 @@ import type { Context } from '../src/config/context.ts';
 import { startEndpoint, type Behavior, type Endpoint, type EndpointOptions } from '../scripts/endpoint.ts';
 
 export const PROJECT_DIR = path.resolve(__dirname, '..');
-export const BUNDLE = path.join(PROJECT_DIR, 'dist/anonymous-statistics.js');
+/**
+ * The file the tests run: built from the current src/ once, before the suites (npm's pretest),
+ * so a test never runs a stale dist/. test/build.test.ts checks the committed dist/ separately.
+ */
+export const BUNDLE = process.env.TEST_BUNDLE ?? path.join(PROJECT_DIR, '.cache/test/anonymous-statistics.js');
 /** The Node.js that runs the built file: TEST_NODE when scripts/test-node-versions.ts sets it. */
 export const NODE_UNDER_TEST = process.env.TEST_NODE ?? process.execPath;
 const TRAP = path.join(PROJECT_DIR, 'test/no-remote-trap.cjs');
