@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { endpoint, makeRoot, runBundle, tempDir } from './helpers.ts';
+import { BUNDLE, endpoint, makeRoot, runBundle, tempDir } from './helpers.ts';
 
 /**
  * The time budget is a bound whatever a system file does: a synchronous read cannot be
@@ -48,3 +48,22 @@ for (const { name, make, rootOnly } of CASES) {
     assert.ok(String(properties.host_os_name).length <= 1000, 'values from system files are capped');
   });
 }
+
+test('a --background sender that cannot be started (no usable /bin/sh) changes nothing: exit 0, and the event waits for the next run', { skip: !isRoot && (process.env.CI ? false : 'needs root for a private mount namespace') }, async (t) => {
+  const server = await endpoint(t);
+  const state = tempDir(t);
+  const root = hostileRoot(t, () => undefined);
+  const args = ['--root', root, '--state-dir', state, '--config-dir', state, '--endpoint', server.url];
+  // /bin/sh replaced by /dev/null in a mount namespace of this command's own: exec fails with EACCES.
+  const script = `mount --bind /dev/null /bin/sh && exec "$0" "$@"`;
+  const { execFile } = await import('node:child_process');
+  const result = await new Promise<{ code: number; stderr: string }>((resolve) =>
+    execFile('unshare', ['--mount', '--propagation', 'private', '/bin/bash', '--norc', '--noprofile', '-c', script, process.execPath, BUNDLE, 'start', '--background', ...args], { env: { PATH: process.env.PATH ?? '' } }, (error, _stdout, stderr) =>
+      resolve({ code: error ? (error.code as number) : 0, stderr }),
+    ),
+  );
+  assert.deepEqual([result.code, result.stderr], [0, '']);
+  assert.equal(server.requests.length, 0, 'no sender ran');
+  assert.equal((await runBundle(['flush', ...args])).code, 0);
+  assert.equal(server.events().length, 1, 'the stored event went out with the next run');
+});
