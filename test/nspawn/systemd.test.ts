@@ -183,6 +183,7 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
       const [starts, stops] = [unitReceiver.events('start').length, unitReceiver.events('stop').length];
       await machine.must(['systemctl', 'start', UNIT]);
       const start = await newEvent(unitReceiver, 'start', starts);
+      assert.equal(typeof start.properties.run_id, 'string', 'a start carries its run_id');
       await machine.must(drive);
       await untilStopped();
       const reported = reportedExitCode(await machine.must(['systemctl', 'show', '-p', 'Result,ExecMainCode,ExecMainStatus', UNIT]));
@@ -274,7 +275,7 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
     it('reports start and stop, and a stop made while the receiver was down once it is back', async (t) => {
       const install = await machine.run(['sh', `${SRC}/scripts/install.sh`, '--prefix', SYSV_PREFIX], { env: env() });
       assert.equal(install.code, 0, install.stderr);
-      await newEvent(receiver, 'install', 0);
+      await untilNoSender();
       await machine.write(SYSV_SCRIPT, SYSV_INIT, '0755');
 
       const runs: unknown[] = [];
