@@ -75,6 +75,8 @@ export interface Machine {
   write(file: string, content: string, mode?: string): Promise<void>;
   /** The container's console (systemd's boot messages), for a failure's diagnosis. */
   console(): string;
+  /** False once the container has ended (on its own, or by shutdown()). */
+  running(): boolean;
   shutdown(): Promise<void>;
 }
 
@@ -112,6 +114,8 @@ export async function boot(root: string, deadlineMs = 60000): Promise<Machine> {
       let stderr = '';
       child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
       child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+      // A command that exits without reading its input must not fail the write.
+      child.stdin.on('error', () => undefined);
       child.stdin.end(options.input ?? '');
       child.once('close', (code) => resolve({ code, stdout, stderr }));
     });
@@ -127,6 +131,7 @@ export async function boot(root: string, deadlineMs = 60000): Promise<Machine> {
       await must(['sh', '-c', 'mkdir -p "$(dirname "$1")" && cat >"$1" && chmod "$2" "$1"', 'write', file, mode], { input: content });
     },
     console: () => consoleText,
+    running: () => nspawn.exitCode === null && nspawn.signalCode === null,
     shutdown: async () => {
       if (nspawn.exitCode !== null) return;
       // SIGTERM asks nspawn for an orderly poweroff of the container; the overlay goes with it.

@@ -128,6 +128,7 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
   after(async () => {
     try {
       if (machine) {
+        if (!machine.running()) console.log(`the container ended before the tests did; its console:\n${machine.console()}`);
         const trapped = await machine.run(['cat', TRAP_LOG]);
         await machine.shutdown();
         assert.equal(trapped.stdout, '', 'a run inside tried to reach a non-loopback address');
@@ -222,6 +223,8 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
 
   it('delivered every stop exactly once, with its exit code', async (t) => {
     await untilNoSender();
+    // The first stop, the endings, and the two around the receiver's outage.
+    assert.equal(stopsDriven.length, 1 + endings.length + 2, 'every stop was driven');
     const stops = unitReceiver.events('stop');
     const uuids = unitReceiver.events().map((event) => event.uuid);
     assert.equal(new Set(uuids).size, uuids.length, 'no event arrived twice');
