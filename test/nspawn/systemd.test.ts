@@ -104,6 +104,14 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
   const newEvent = (receiver: Receiver, kind: string, seen: number) =>
     until(`a new "${kind}" at the receiver`, () => receiver.events(kind)[seen], ARRIVAL_MS);
   const asServiceUser = (argv: string[], env: Record<string, string>) => machine.run(['runuser', '-u', SERVICE_USER, '--', ...argv], { env });
+  /** Runs a phase; however it ends, the unit is left stopped, so one failure does not spill into the next phase. */
+  const phase = async (body: () => Promise<void>) => {
+    try {
+      await body();
+    } finally {
+      if (!['inactive', 'failed'].includes(await unitState())) await machine.run(['systemctl', 'stop', UNIT]);
+    }
+  };
 
   before(async () => {
     if (unavailable) throw new Error(`${unavailable}; CI must run this harness, not skip it`);
@@ -180,46 +188,48 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
     ['a crash (SIGSEGV)', ['systemctl', 'kill', '--kill-who=main', '--signal=SEGV', UNIT], 139],
   ];
   for (const [name, drive, expected] of endings) {
-    it(`reports ${name} once, with the exit code systemd reported (${expected})`, async () => {
-      const [starts, stops] = [unitReceiver.events('start').length, unitReceiver.events('stop').length];
-      await machine.must(['systemctl', 'start', UNIT]);
-      const start = await newEvent(unitReceiver, 'start', starts);
-      assert.equal(typeof start.properties.run_id, 'string', 'a start carries its run_id');
-      await machine.must(drive);
-      await untilStopped();
-      const reported = reportedExitCode(await machine.must(['systemctl', 'show', '-p', 'Result,ExecMainCode,ExecMainStatus', UNIT]));
-      assert.equal(reported, expected, 'systemd saw the daemon end this way');
-      stopsDriven.push({ name, runId: start.properties.run_id, expected: reported });
-      const stop = await newEvent(unitReceiver, 'stop', stops);
-      assert.equal(stop.properties.exit_code, reported);
-      assert.equal(stop.properties.run_id, start.properties.run_id, 'the stop ends the run its start began');
-    });
+    it(`reports ${name} once, with the exit code systemd reported (${expected})`, () =>
+      phase(async () => {
+        const [starts, stops] = [unitReceiver.events('start').length, unitReceiver.events('stop').length];
+        await machine.must(['systemctl', 'start', UNIT]);
+        const start = await newEvent(unitReceiver, 'start', starts);
+        await machine.must(drive);
+        await untilStopped();
+        const reported = reportedExitCode(await machine.must(['systemctl', 'show', '-p', 'Result,ExecMainCode,ExecMainStatus', UNIT]));
+        assert.equal(reported, expected, 'systemd saw the daemon end this way');
+        stopsDriven.push({ name, runId: start.properties.run_id, expected: reported });
+        const stop = await newEvent(unitReceiver, 'stop', stops);
+        assert.equal(stop.properties.exit_code, reported);
+        assert.equal(typeof start.properties.run_id, 'string', 'a start carries its run_id');
+        assert.equal(stop.properties.run_id, start.properties.run_id, 'the stop ends the run its start began');
+      }));
   }
 
-  it('delivers a stop reported while the receiver was down once it is back (the next run, or a flush)', async (t) => {
-    const stops = unitReceiver.events('stop').length;
-    await machine.must(['systemctl', 'start', UNIT]);
-    const start = await newEvent(unitReceiver, 'start', unitReceiver.events('start').length);
-    await unitReceiver.down();
-    await machine.must(['systemctl', 'stop', UNIT]);
-    stopsDriven.push({ name: 'stop while the receiver was down', runId: start.properties.run_id, expected: 0 });
-    await unitReceiver.up();
-    // The next run, with the receiver back.
-    const starts = unitReceiver.events('start').length;
-    await machine.must(['systemctl', 'start', UNIT]);
-    await until('the next start to arrive or its sender to end', async () => (unitReceiver.events('start').length > starts || !(await senderRunning()) ? true : undefined), ARRIVAL_MS);
-    t.diagnostic(`the stop sent while the receiver was down arrived with the next start's run: ${unitReceiver.events('stop').length > stops}`);
-    await machine.must(['systemctl', 'stop', UNIT]);
-    const next = unitReceiver.events('start')[starts];
-    stopsDriven.push({ name: 'clean stop after the receiver came back', runId: next?.properties.run_id, expected: 0 });
-    const flush = await asServiceUser(['node', INSTALLED, 'flush'], { TELEMETRY_ENDPOINT: unitReceiver.url, ...TRAPPED });
-    assert.equal(flush.code, 0, flush.stderr);
-    await until('both stops', () => (unitReceiver.events('stop').length >= stops + 2 ? true : undefined), ARRIVAL_MS);
-    const late = unitReceiver.events('stop').find((stop) => stop.properties.run_id === start.properties.run_id);
-    assert.ok(late, 'the stop reported while the receiver was down arrived');
-    assert.equal(late.properties.exit_code, 0);
-    assert.ok(next, 'the next run\'s start arrived');
-  });
+  it('delivers a stop reported while the receiver was down once it is back (the next run, or a flush)', (t) =>
+    phase(async () => {
+      const stops = unitReceiver.events('stop').length;
+      await machine.must(['systemctl', 'start', UNIT]);
+      const start = await newEvent(unitReceiver, 'start', unitReceiver.events('start').length);
+      await unitReceiver.down();
+      await machine.must(['systemctl', 'stop', UNIT]);
+      stopsDriven.push({ name: 'stop while the receiver was down', runId: start.properties.run_id, expected: 0 });
+      await unitReceiver.up();
+      // The next run, with the receiver back.
+      const starts = unitReceiver.events('start').length;
+      await machine.must(['systemctl', 'start', UNIT]);
+      await until('the next start to arrive or its sender to end', async () => (unitReceiver.events('start').length > starts || !(await senderRunning()) ? true : undefined), ARRIVAL_MS);
+      t.diagnostic(`the stop sent while the receiver was down arrived with the next start's run: ${unitReceiver.events('stop').length > stops}`);
+      await machine.must(['systemctl', 'stop', UNIT]);
+      const next = unitReceiver.events('start')[starts];
+      stopsDriven.push({ name: 'clean stop after the receiver came back', runId: next?.properties.run_id, expected: 0 });
+      const flush = await asServiceUser(['node', INSTALLED, 'flush'], { TELEMETRY_ENDPOINT: unitReceiver.url, ...TRAPPED });
+      assert.equal(flush.code, 0, flush.stderr);
+      await until('both stops', () => (unitReceiver.events('stop').length >= stops + 2 ? true : undefined), ARRIVAL_MS);
+      const late = unitReceiver.events('stop').find((stop) => stop.properties.run_id === start.properties.run_id);
+      assert.ok(late, 'the stop reported while the receiver was down arrived');
+      assert.equal(late.properties.exit_code, 0);
+      assert.ok(next, "the next run's start arrived");
+    }));
 
   it('delivered every stop exactly once, with its exit code', async (t) => {
     await untilNoSender();
@@ -240,20 +250,24 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
     const [startsBefore, stopsBefore] = [unitReceiver.events('start').length, unitReceiver.events('stop').length];
     await machine.write(`${DROP_IN_DIR}/zz-crash-loop.conf`, CRASH_LOOP_DROP_IN);
     await machine.must(['systemctl', 'daemon-reload']);
-    await machine.run(['systemctl', 'start', UNIT]);
-    const restarts = await until(
-      `${CRASH_LOOP_STARTS} starts of the crashing unit`,
-      async () => {
-        const count = Number((await machine.must(['systemctl', 'show', '-p', 'NRestarts', '--value', UNIT])).trim());
-        return count + 1 >= CRASH_LOOP_STARTS ? count : undefined;
-      },
-      120000,
-      200,
-    );
-    await machine.must(['systemctl', 'stop', UNIT]);
-    await untilStopped();
-    await machine.must(['rm', `${DROP_IN_DIR}/zz-crash-loop.conf`]);
-    await machine.must(['systemctl', 'daemon-reload']);
+    let restarts = 0;
+    try {
+      await machine.run(['systemctl', 'start', UNIT]);
+      restarts = await until(
+        `${CRASH_LOOP_STARTS} starts of the crashing unit`,
+        async () => {
+          const count = Number((await machine.must(['systemctl', 'show', '-p', 'NRestarts', '--value', UNIT])).trim());
+          return count + 1 >= CRASH_LOOP_STARTS ? count : undefined;
+        },
+        120000,
+        200,
+      );
+    } finally {
+      await machine.must(['systemctl', 'stop', UNIT]);
+      await untilStopped();
+      await machine.must(['rm', `${DROP_IN_DIR}/zz-crash-loop.conf`]);
+      await machine.must(['systemctl', 'daemon-reload']);
+    }
     await untilNoSender();
     // Whatever the loop left queued goes out now, still within the limit.
     const flush = await asServiceUser(['node', INSTALLED, 'flush'], { TELEMETRY_ENDPOINT: unitReceiver.url, ...TRAPPED });
