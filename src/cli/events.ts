@@ -6,11 +6,6 @@ import type { OptionValues } from '../config/settings.ts';
  * the option values into the event's properties, rejecting bad input with a UsageError.
  */
 
-/**
- * Free text longer than this is cut (a 120 KB argv value must neither crash nor bloat a payload).
- * The cut happens after scrubbing, so it can never leave half a secret the scrubber would miss.
- */
-export const MAX_TEXT_LENGTH = 1000;
 /** Repeated options (--code, --dependency) keep at most this many values. */
 const MAX_LIST_LENGTH = 32;
 
@@ -99,13 +94,6 @@ function integer(values: OptionValues, option: string, min: number, max: number)
     throw new UsageError(`--${option} must be a whole number from ${min} to ${max}, got "${String(raw)}"`);
   }
   return Number(value);
-}
-
-/** Cut by code points, so a cut never splits a surrogate pair into invalid UTF-16. */
-export function cut(value: string): string {
-  if (value.length <= MAX_TEXT_LENGTH) return value;
-  // A code point is at most two UTF-16 units: the first 2n units hold the first n code points.
-  return Array.from(value.slice(0, MAX_TEXT_LENGTH * 2)).slice(0, MAX_TEXT_LENGTH).join('');
 }
 
 function text(value: unknown): string | undefined {
