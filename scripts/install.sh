@@ -5,6 +5,7 @@
 #
 #   sh install.sh [--prefix DIR] [--user NAME] [--disable-telemetry]
 #
+# A vendor's flavour also takes its own opt-out flag and variables, named in the banner.
 # TELEMETRY_CONFIG_DIR and TELEMETRY_STATE_DIR move those dirs; every other TELEMETRY_* variable
 # (endpoint, API key, product version, timeout, debug) reaches node through the environment as is.
 # The dirs chosen here, and an opt-out, hold for every later run of the installed copy: they are
@@ -15,8 +16,29 @@ MARKER=.opt-out-from-anonymous-statistics
 HERE=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd) || exit 1
 SRC=${ANONYMOUS_STATISTICS_SRC:-$HERE/../dist/anonymous-statistics.js}
 
+# The banner's "// <key>: <value>" lines, the file's first lines after the shebang (README
+# "What an installer reads from the built file").
+banner() {
+  sed -n "s|^// $1: *||p;/^[^#/]/q" "$SRC" 2>/dev/null
+}
+PRODUCT=$(banner product)
+DEFAULT_CONFIG_DIR=$(banner config-dir)
+DEFAULT_STATE_DIR=$(banner state-dir)
+# The vendor's own spelling of --disable-telemetry, and its opt-out variables, if it set any.
+PRODUCT_OPT_OUT_FLAG=$(banner opt-out-flag)
+PRODUCT_OPT_OUT_ENV=$(banner opt-out-env)
+case $PRODUCT in
+  '' | */* | .*) echo "install.sh: $SRC has no usable '// product:' banner line; is it a built anonymous-statistics.js?" >&2; exit 1 ;;
+esac
+for dir in "$DEFAULT_CONFIG_DIR" "$DEFAULT_STATE_DIR"; do
+  case $dir in
+    /?*) ;;
+    *) echo "install.sh: $SRC has no absolute '// config-dir:' and '// state-dir:' banner lines" >&2; exit 1 ;;
+  esac
+done
+
 usage() {
-  echo "usage: sh install.sh [--prefix DIR] [--user NAME] [--disable-telemetry]" >&2
+  echo "usage: sh install.sh [--prefix DIR] [--user NAME] [--disable-telemetry${PRODUCT_OPT_OUT_FLAG:+ | $PRODUCT_OPT_OUT_FLAG}]" >&2
   exit 2
 }
 
@@ -30,7 +52,11 @@ while [ $# -gt 0 ]; do
     --user) [ $# -ge 2 ] || usage; SERVICE_USER=$2; shift 2 ;;
     --user=*) SERVICE_USER=${1#--user=}; shift ;;
     --disable-telemetry) OPT_OUT=--disable-telemetry; shift ;;
-    *) usage ;;
+    *)
+      if [ -z "$PRODUCT_OPT_OUT_FLAG" ] || [ "$1" != "$PRODUCT_OPT_OUT_FLAG" ]; then usage; fi
+      OPT_OUT=$1
+      shift
+      ;;
   esac
 done
 PREFIX=${PREFIX%/}  # "--prefix /" and the default both give /lib, /etc, /var/lib
@@ -39,21 +65,19 @@ case $SERVICE_USER in -*) usage ;; esac
 # Same rule as the tool: any non-empty value opts out, "0" too (doubt resolves toward privacy).
 [ -n "${DISABLE_TELEMETRY:-}" ] && OPT_OUT=DISABLE_TELEMETRY
 [ -n "${DO_NOT_TRACK:-}" ] && OPT_OUT=DO_NOT_TRACK
+# The product's variables: "any" kind opts out when set to anything, "0" kind on 0/false/off/no.
+for rule in $PRODUCT_OPT_OUT_ENV; do
+  name=${rule%=*}
+  case $name in '' | [0-9]* | *[!A-Za-z0-9_]*) continue ;; esac
+  eval "value=\${$name-}" # safe: a name of letters, digits and _ only (checked above)
+  case ${rule#*=} in
+    any) [ -n "$value" ] && OPT_OUT=$name ;;
+    0) case $(printf '%s' "$value" | tr '[:upper:]' '[:lower:]' | sed 's/^[[:space:]]*//;s/[[:space:]]*$//') in
+        0 | false | off | no) OPT_OUT=$name ;;
+      esac ;;
+  esac
+done
 
-# The banner's "// <key>: <value>" lines, among the file's first lines (after the shebang).
-banner() {
-  sed -n "1,8s|^// $1: ||p" "$SRC" 2>/dev/null | sed -n 1p
-}
-PRODUCT=$(banner product)
-DEFAULT_CONFIG_DIR=$(banner config-dir)
-DEFAULT_STATE_DIR=$(banner state-dir)
-case $PRODUCT in
-  '' | */* | .*) echo "install.sh: $SRC has no usable '// product:' banner line; is it a built anonymous-statistics.js?" >&2; exit 1 ;;
-esac
-case $DEFAULT_CONFIG_DIR$DEFAULT_STATE_DIR in
-  /*/*) ;;
-  *) echo "install.sh: $SRC has no absolute '// config-dir:' and '// state-dir:' banner lines" >&2; exit 1 ;;
-esac
 if [ -n "$SERVICE_USER" ] && ! id -u "$SERVICE_USER" >/dev/null 2>&1; then
   echo "$PRODUCT: no such user: $SERVICE_USER" >&2
   exit 2
