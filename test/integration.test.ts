@@ -35,6 +35,8 @@ function run(file: string, args: string[], env: Record<string, string> = {}): Pr
   const started = performance.now();
   const fullEnv = {
     PATH: `${path.dirname(NODE_UNDER_TEST)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    // The installer installs the file built from the current src/.
+    ANONYMOUS_STATISTICS_SRC: BUNDLE,
     NODE_OPTIONS: `--require ${TRAP}`,
     TRAP_LOG,
     ...env,
@@ -91,11 +93,15 @@ function bare(server: Endpoint): Record<string, string> {
 }
 
 /** The built file with other banner values, as a vendor's build would make it. */
-function vendorBuild(t: TestContext, banner: string): string {
-  const lines = readFileSync(BUNDLE, 'utf8').split('\n');
-  assert.deepEqual(lines.slice(1, 4).map((line) => line.replace(/:.*/, '')), ['// product', '// config-dir', '// state-dir'], 'the build writes the banner');
+function vendorBuild(t: TestContext, banner: Record<string, string>): string {
+  let text = readFileSync(BUNDLE, 'utf8');
+  for (const [key, value] of Object.entries(banner)) {
+    const line = new RegExp(`^// ${key}:.*$`, 'm');
+    assert.match(text, line, `the build writes "// ${key}:"`);
+    text = text.replace(line, `// ${key}: ${value}`);
+  }
   const file = path.join(tempDir(t), 'anonymous-statistics.js');
-  writeFileSync(file, [lines[0], banner, ...lines.slice(4)].join('\n'));
+  writeFileSync(file, text);
   return file;
 }
 
@@ -168,7 +174,7 @@ test("the installer's TELEMETRY_CONFIG_DIR and TELEMETRY_STATE_DIR are what it r
 test("the product name and default dirs come from the built file's banner", async (t) => {
   const server = await endpoint(t);
   const base = tempDir(t);
-  const src = vendorBuild(t, '// product: other-daemon\n// config-dir: /etc/other/conf\n// state-dir: /var/lib/other "quoted"');
+  const src = vendorBuild(t, { product: 'other-daemon', 'config-dir': '/etc/other/conf', 'state-dir': '/var/lib/other "quoted"' });
   const prefix = path.join(base, 'prefix');
   const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], { ...bare(server), ANONYMOUS_STATISTICS_SRC: src });
   assert.equal(result.code, 0, result.stderr);
@@ -234,6 +240,25 @@ test('an opted-out install writes the marker, starts no report, and the installe
     assert.match(status.stdout, /telemetry: off/, `${name}: ${status.stdout}`);
     assert.equal(existsSync(state), false, `${name}: nothing ran that could write the state dir`);
     assert.equal(server.requests.length, 0, `${name}: the endpoint heard from it`);
+  }
+});
+
+test("a vendor's opt-out flag and variables, named in the banner, opt the install out", async (t) => {
+  const src = vendorBuild(t, { 'opt-out-env': 'ACME_NO_ANALYTICS=any ACME_TELEMETRY=0', 'opt-out-flag': '--disable-analytics' });
+  const cases: [string, string[], Record<string, string>, boolean][] = [
+    ['the flag', ['--disable-analytics'], {}, true],
+    ['an "any" variable set to anything', [], { ACME_NO_ANALYTICS: 'yes' }, true],
+    ['a "0" variable set to Off', [], { ACME_TELEMETRY: ' Off ' }, true],
+    ['a "0" variable set to 1', [], { ACME_TELEMETRY: '1' }, false],
+  ];
+  for (const [name, flags, optOutEnv, optedOut] of cases) {
+    const server = await endpoint(t);
+    const { base, config, env } = telemetryEnv(t, server);
+    const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix'), ...flags], { ...env, ...optOutEnv, ANONYMOUS_STATISTICS_SRC: src });
+    assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+    assert.equal(existsSync(path.join(config, MARKER)), optedOut, `${name}: the marker`);
+    if (optedOut) assert.equal(server.requests.length, 0, `${name}: no report`);
+    else assert.equal((await eventsArriving(server, 1)).length, 1, `${name}: the report`);
   }
 });
 
