@@ -23,10 +23,14 @@ import { formatHistory, readHistory, recordHistory } from './store/history.ts';
 import { hasLegacyLayout, migrateLegacyLayout } from './store/migrate.ts';
 import { clearOutbox, openOutbox, outboxAt, store, waitingNames, type Outbox, type OutboxEvent } from './store/outbox.ts';
 import { chooseStateDir, stateDirCandidates, type StateDir, type Unusable } from './store/state-dir.ts';
-import { readState, updateState, type State } from './store/state.ts';
+import { emptyState, EXECUTION_TTL_MS, MAX_EXECUTIONS, readState, updateState, type State } from './store/state.ts';
 
 const DEFAULT_EVENTS_PER_HOUR = 10;
+/** A CLI runs many commands an hour without being in a loop: its events have a limit of their own. */
+const COMMAND_EVENTS_PER_HOUR = 600;
 const HOUR_MS = 60 * 60 * 1000;
+/** Ids this tool made (or checked to be UUIDs): the scrubber would take them for someone's. */
+const OWN_IDS = new Set(['execution_id', 'run_id']);
 /** A passwd file with more users than this is not a list of people to look for in free text. */
 const MAX_SCRUBBED_USERS = 256;
 
@@ -73,7 +77,7 @@ function scrubbed(properties: EventProperties, settings: Settings, ctx: Context)
   const scrubber = createScrubber(hostNames, userNames);
   const scrub = (text: string) => cut(scrubber(text));
   return Object.fromEntries(
-    Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? scrub(value) : Array.isArray(value) ? value.map(scrub) : value]),
+    Object.entries(properties).map(([key, value]) => [key, OWN_IDS.has(key) ? value : typeof value === 'string' ? scrub(value) : Array.isArray(value) ? value.map(scrub) : value]),
   );
 }
 
@@ -122,15 +126,56 @@ function buildPayload(command: string, eventProperties: EventProperties, setting
 
 /**
  * What an event changes in the state besides the crash-loop limit, and the properties that
- * change gives it: runs link start to stop, executions link command-start to its end.
+ * change gives it: runs link a daemon's start to its stop or fatal, executions link a CLI's
+ * command-start to its end. What is not known (no start seen, an expired execution id) is left
+ * out rather than guessed.
  */
-type StateEffect = (state: State, now: number, properties: EventProperties) => { state: State; properties: EventProperties };
+type StateEffect = (state: State, now: number, properties: EventProperties, newId: () => string) => { state: State; properties: EventProperties };
 
-const RUN_EVENTS: Partial<Record<EventName, StateEffect>> = {};
+const endRun = (ended: 'stop' | 'fatal'): StateEffect => (state, now, properties) => {
+  if (!state.run) return { state, properties };
+  const run = { ...state.run, ended: state.run.ended ?? ended };
+  return { state: { ...state, run }, properties: { ...properties, run_id: run.id, run_uptime_s: Math.max(0, Math.round((now - run.started) / 1000)) } };
+};
 
-function withRun(command: EventName, state: State, now: number, properties: EventProperties) {
-  const effect = RUN_EVENTS[command];
-  return effect ? effect(state, now, properties) : { state, properties };
+const inRun: StateEffect = (state, _now, properties) => ({ state, properties: state.run ? { ...properties, run_id: state.run.id } : properties });
+
+/** The execution a command-end or command-action belongs to, as its command-start recorded it. */
+function execution(state: State, properties: EventProperties): EventProperties {
+  const known = state.executions[String(properties.execution_id)];
+  return known ? { command_name: known.name, command_flags: known.flags, command_env_options: known.envOptions } : {};
+}
+
+const STATE_EFFECTS: Partial<Record<EventName, StateEffect>> = {
+  start: (state, now, properties, newId) => {
+    const run = { id: newId(), started: now };
+    const previous = state.run ? (state.run.ended ?? 'unknown') : 'none';
+    return { state: { ...state, run }, properties: { ...properties, run_id: run.id, previous_run_end: previous } };
+  },
+  stop: endRun('stop'),
+  fatal: endRun('fatal'),
+  'cloud-connect-fail': inRun,
+  'cloud-deps-fail': inRun,
+  'cloud-unavailable': inRun,
+  'command-start': (state, now, properties) => {
+    const id = String(properties.execution_id);
+    const fresh = Object.entries(state.executions).filter(([, e]) => now - e.started < EXECUTION_TTL_MS && e.started <= now);
+    const kept = fresh.sort(([, a], [, b]) => b.started - a.started).slice(0, MAX_EXECUTIONS - 1);
+    const started = { name: String(properties.command_name), flags: properties.command_flags as string[], envOptions: properties.command_env_options as string[], started: now };
+    return { state: { ...state, executions: { ...Object.fromEntries(kept), [id]: started } }, properties };
+  },
+  'command-end': (state, now, properties) => {
+    const id = String(properties.execution_id);
+    const { [id]: known, ...others } = state.executions;
+    const duration: EventProperties = known && now >= known.started ? { duration_ms: now - known.started } : {};
+    return { state: { ...state, executions: others }, properties: { ...properties, ...execution(state, properties), ...duration } };
+  },
+  'command-action': (state, _now, properties) => ({ state, properties: { ...properties, command_name: execution(state, properties).command_name ?? 'unknown' } }),
+};
+
+function withRun(command: EventName, state: State, now: number, properties: EventProperties, newId: () => string) {
+  const effect = STATE_EFFECTS[command];
+  return effect ? effect(state, now, properties, newId) : { state, properties };
 }
 
 type Admission = { admitted: true; state: State; counts: Counts; properties: EventProperties } | { admitted: false; reason: string };
@@ -141,11 +186,11 @@ type Admission = { admitted: true; state: State; counts: Counts; properties: Eve
  * the next event created), the counts this event carries, and its run or execution.
  */
 function admit(store: Store, command: EventName, properties: EventProperties, ctx: Context): Admission {
-  const perHour = ctx.vendor.eventsPerHour ?? DEFAULT_EVENTS_PER_HOUR;
+  const perHour = command.startsWith('command-') ? COMMAND_EVENTS_PER_HOUR : (ctx.vendor.eventsPerHour ?? DEFAULT_EVENTS_PER_HOUR);
   const now = ctx.now().getTime();
   let admission: Admission = { admitted: false, reason: `more than ${perHour} ${command} events this hour (crash-loop limit)` };
   const written = updateState(store.stateDir, (before) => {
-    const linked = withRun(command, before, now, properties);
+    const linked = withRun(command, before, now, properties, ctx.uuid);
     const state = linked.state;
     const window = state.windows[command];
     const current = window && now >= window.start && now - window.start < HOUR_MS ? window : { start: now, count: 0 };
@@ -248,7 +293,7 @@ export async function sendWaiting(settings: Settings, ctx: Context): Promise<voi
 function printDryRun(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, identity: Identity): void {
   const { stateDir } = peekStateDir(settings, ctx);
   const state = stateDir ? readState(stateDir) : undefined;
-  const linked = state ? withRun(command, state, identity.timestamp.getTime(), eventProperties) : { properties: eventProperties };
+  const linked = withRun(command, state ?? emptyState(), identity.timestamp.getTime(), eventProperties, ctx.uuid);
   const counts = { queue_dropped: state?.dropped ?? 0, suppressed_events: state?.suppressed ?? 0 };
   ctx.stdout(`${JSON.stringify(buildPayload(command, linked.properties, settings, ctx, counts, identity, randomIdOf(stateDir, ctx, false)))}\n`);
   ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${captureUrl(settings.endpoint).href}\n`);

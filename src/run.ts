@@ -62,6 +62,11 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
   // Every check of the input comes first and is pure: a usage error sends and writes nothing.
   const settings = settingsOf(values, ctx);
   const eventProperties = buildEventProperties(command, values);
+  if (command === 'command-start') {
+    // Printed whether or not telemetry is on, so a CLI needs no branch: ID=$(... command-start ...).
+    eventProperties.execution_id = ctx.uuid();
+    if (!settings.dryRun) ctx.stdout(`${eventProperties.execution_id}\n`);
+  }
   const [optOut] = activeOptOuts(settings, ctx, true);
   if (optOut && !settings.dryRun) {
     ctx.debug(`not sending ${command}: ${optOut.detail}`);

@@ -22,6 +22,12 @@ Event commands:
   install --result success|failure [--code C]
   Legacy forms: START, EXIT OK|ERROR, FATAL <program:thread> <data>, ACLK_CONN_FAIL <result> <data>
 
+Event commands for CLI tools (option names only, never their values):
+  command-start --name NAME [--option NAME ...] [--env-option NAME ...]
+                                          prints the execution id, whether or not telemetry is on
+  command-end --execution-id ID --exit-code N
+  command-action --execution-id ID --action NAME
+
 Management commands:
   status [--json]     is telemetry on, which opt-out turned it off, and what would be sent
   disable             create the opt-out marker file in the config dir; delete queued events
@@ -38,6 +44,7 @@ ${vendorOptOuts(vendor)}  --config-dir DIR           where the opt-out marker is
   --product-version V        the product's version                    [TELEMETRY_PRODUCT_VERSION]
   --timeout MS               time budget of the whole run, default 2000 [TELEMETRY_TIMEOUT_MS]
   --background               return at once; a detached child sends
+  --show-notice              show the first-run notice even without a terminal (installers)
   --log-file PATH            append every payload sent, one JSON per line [TELEMETRY_LOG_FILE]
   --dry-run                  print the payload, send and write nothing
   --root DIR                 read system facts under DIR instead of /
@@ -49,6 +56,7 @@ Examples:
   ${name} stop --exit-code 1
   ${name} fatal --process mydaemon --thread main --file db.c --line 120
   ${name} install --result success --dry-run
+  ID=$(${name} command-start --name converge --option dry-run); ${name} command-end --execution-id "$ID" --exit-code 0
   ${optOutAdvice(vendor).variable} ${name} start      # sends nothing
 `;
 }

@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -23,7 +23,7 @@ export function readInstallSettings(scriptPath: string | undefined): InstallSett
   const file = path.join(path.dirname(path.resolve(scriptPath)), INSTALL_SETTINGS_FILE);
   let parsed: unknown;
   try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
+    parsed = JSON.parse(readRegularFile(file));
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') return {};
@@ -38,4 +38,15 @@ export function readInstallSettings(scriptPath: string | undefined): InstallSett
     settings[key] = value;
   }
   return settings;
+}
+
+/** O_NONBLOCK and a regular file only: nothing put in its place can make a hook wait. */
+function readRegularFile(file: string): string {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!fstatSync(fd).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });
+    return readFileSync(fd, 'utf8');
+  } finally {
+    closeSync(fd);
+  }
 }

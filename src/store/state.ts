@@ -45,7 +45,7 @@ function stateFile(stateDir: StateDir): string {
   return path.join(stateDir.dir, STATE_FILE);
 }
 
-function emptyState(): State {
+export function emptyState(): State {
   return { dropped: 0, windows: {}, suppressed: 0, backoff: {}, executions: {} };
 }
 
