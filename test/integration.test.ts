@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -34,6 +35,8 @@ function run(file: string, args: string[], env: Record<string, string> = {}): Pr
   const started = performance.now();
   const fullEnv = {
     PATH: `${path.dirname(NODE_UNDER_TEST)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
+    // The installer installs the file built from the current src/.
+    ANONYMOUS_STATISTICS_SRC: BUNDLE,
     NODE_OPTIONS: `--require ${TRAP}`,
     TRAP_LOG,
     ...env,
@@ -51,11 +54,10 @@ interface Received {
   properties: Record<string, unknown>;
 }
 
-/** Background sending arrives a moment later: wait for `count` events (5 s at most), then a little more for any extra. */
+/** Background sending arrives a moment later: wait for `count` events (5 s at most). */
 async function eventsArriving(server: Endpoint, count: number): Promise<Received[]> {
   const deadline = Date.now() + 5000;
   while (server.events().length < count && Date.now() < deadline) await delay(50);
-  await delay(300);
   return server.events() as unknown as Received[];
 }
 
@@ -71,7 +73,7 @@ function telemetryEnv(t: TestContext, server: Endpoint) {
 function pathWithoutNode(t: TestContext): string {
   const bin = tempDir(t, 'anon-stats-bin-');
   const searched = (process.env.PATH ?? '/usr/bin:/bin').split(':');
-  for (const tool of ['dirname', 'mkdir', 'cp', 'chmod', 'mv']) {
+  for (const tool of ['dirname', 'sed', 'cat', 'mkdir', 'chmod', 'mv']) {
     const found = searched.map((dir) => path.join(dir, tool)).find((file) => existsSync(file));
     assert.ok(found, `${tool} not found on PATH`);
     symlinkSync(found, path.join(bin, tool));
@@ -82,13 +84,34 @@ function pathWithoutNode(t: TestContext): string {
 // ---------------------------------------------------------------------------------------------
 // scripts/install.sh
 
-test('the installer puts a runnable file in the prefix and reports one successful install, in the background', async (t) => {
+/** The first-run notice, which the installer has the tool show on its stderr. */
+const NOTICE = /anonymous usage statistics/g;
+
+/** The installed copy run bare, as a hook runs it: the endpoint and the trap, no dirs. */
+function bare(server: Endpoint): Record<string, string> {
+  return { TELEMETRY_ENDPOINT: server.url };
+}
+
+/** The built file with other banner values, as a vendor's build would make it. */
+function vendorBuild(t: TestContext, banner: Record<string, string>): string {
+  let text = readFileSync(BUNDLE, 'utf8');
+  for (const [key, value] of Object.entries(banner)) {
+    const line = new RegExp(`^// ${key}:.*$`, 'm');
+    assert.match(text, line, `the build writes "// ${key}:"`);
+    text = text.replace(line, `// ${key}: ${value}`);
+  }
+  const file = path.join(tempDir(t), 'anonymous-statistics.js');
+  writeFileSync(file, text);
+  return file;
+}
+
+test('the installer puts a runnable file in the prefix, reports one successful install in the background, and shows the notice once', async (t) => {
   const server = await endpoint(t);
   const { base, config, env } = telemetryEnv(t, server);
   const prefix = path.join(base, 'prefix');
   const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], env);
   assert.equal(result.code, 0, result.stderr);
-  assert.equal(result.stderr, '');
+  assert.equal(result.stderr.match(NOTICE)?.length, 1, `the notice, once, on the installer's stderr: ${result.stderr}`);
   assert.ok(result.ms < PROMPT_MS, `the installer took ${Math.round(result.ms)} ms`);
 
   const installed = path.join(prefix, 'lib/example-daemon/anonymous-statistics.js');
@@ -107,6 +130,71 @@ test('the installer puts a runnable file in the prefix and reports one successfu
   assert.equal(events[0].properties.install_result, 'success');
   assert.equal(String(events[0].properties.install_code), '0');
   assert.equal(existsSync(path.join(config, MARKER)), false, 'no opt-out marker when opted in');
+
+  const again = await run('/bin/sh', [INSTALLER, '--prefix', prefix], env);
+  assert.equal(again.code, 0, again.stderr);
+  assert.equal(again.stderr, '', 'the notice is shown once per state dir');
+  assert.equal((await eventsArriving(server, 2)).length, 2);
+});
+
+test('the installer records its dirs beside the installed copy, which uses them, and its hook, when run bare', async (t) => {
+  const server = await endpoint(t);
+  const { base, env } = telemetryEnv(t, server);
+  const prefix = path.join(base, 'prefix');
+  const { TELEMETRY_CONFIG_DIR: _config, TELEMETRY_STATE_DIR: _state, ...installEnv } = env;
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], installEnv);
+  assert.equal(result.code, 0, result.stderr);
+  const lib = path.join(prefix, 'lib/example-daemon');
+  const state = path.join(prefix, 'var/lib/example-daemon');
+  assert.deepEqual(JSON.parse(readFileSync(path.join(lib, 'anonymous-statistics.json'), 'utf8')), {
+    configDir: path.join(prefix, 'etc/example-daemon'),
+    stateDir: state,
+  });
+  await eventsArriving(server, 1);
+
+  // Neither TELEMETRY_*_DIR nor ANONYMOUS_STATISTICS_JS: what a hook under a --prefix has.
+  const hook = await run('/bin/sh', [path.join(lib, 'anonymous-statistics-hook.sh'), 'start'], bare(server));
+  assert.deepEqual([hook.code, hook.stderr], [0, '']);
+  const events = await eventsArriving(server, 2);
+  assert.deepEqual(events.map((e) => e.event), ['install', 'start']);
+  const status = await run(NODE_UNDER_TEST, [path.join(lib, 'anonymous-statistics.js'), 'status'], bare(server));
+  assert.ok(status.stdout.includes(state), `status names the installer's state dir:\n${status.stdout}`);
+});
+
+test("the installer's TELEMETRY_CONFIG_DIR and TELEMETRY_STATE_DIR are what it records", async (t) => {
+  const server = await endpoint(t);
+  const { base, config, state, env } = telemetryEnv(t, server);
+  const prefix = path.join(base, 'prefix');
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], env);
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(path.join(prefix, 'lib/example-daemon/anonymous-statistics.json'), 'utf8')), { configDir: config, stateDir: state });
+  await eventsArriving(server, 1);
+});
+
+test("the product name and default dirs come from the built file's banner", async (t) => {
+  const server = await endpoint(t);
+  const base = tempDir(t);
+  const src = vendorBuild(t, { product: 'other-daemon', 'config-dir': '/etc/other/conf', 'state-dir': '/var/lib/other "quoted"' });
+  const prefix = path.join(base, 'prefix');
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], { ...bare(server), ANONYMOUS_STATISTICS_SRC: src });
+  assert.equal(result.code, 0, result.stderr);
+  assert.deepEqual(JSON.parse(readFileSync(path.join(prefix, 'lib/other-daemon/anonymous-statistics.json'), 'utf8')), {
+    configDir: path.join(prefix, 'etc/other/conf'),
+    stateDir: path.join(prefix, 'var/lib/other "quoted"'),
+  });
+  await eventsArriving(server, 1);
+  assert.ok(existsSync(path.join(prefix, 'var/lib/other "quoted"')), 'the report used the recorded state dir');
+});
+
+test('the installer refuses a file without the banner, installing nothing', async (t) => {
+  const base = tempDir(t);
+  const src = path.join(base, 'anonymous-statistics.js');
+  writeFileSync(src, readFileSync(BUNDLE, 'utf8').replace(/^\/\/ product: .*\n/m, ''));
+  const prefix = path.join(base, 'prefix');
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], { TELEMETRY_ENDPOINT: 'http://127.0.0.1:9/', ANONYMOUS_STATISTICS_SRC: src });
+  assert.equal(result.code, 1);
+  assert.match(result.stderr, /no usable '\/\/ product:' banner line/);
+  assert.equal(existsSync(prefix), false);
 });
 
 test('the installer returns at once even when the endpoint never answers', async (t) => {
@@ -130,26 +218,69 @@ const INSTALL_OPT_OUTS: [string, string[], Record<string, string>][] = [
   ['DISABLE_TELEMETRY=0', [], { DISABLE_TELEMETRY: '0' }],
 ];
 
-test('an opted-out install writes the marker, starts no report and sends nothing', async (t) => {
-  const cases = await Promise.all(
-    INSTALL_OPT_OUTS.map(async ([name, flags, optOutEnv]) => {
-      const server = await endpoint(t);
-      const { base, config, state, env } = telemetryEnv(t, server);
-      const prefix = path.join(base, 'prefix');
-      const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix, ...flags], { ...env, ...optOutEnv });
-      return { name, server, config, state, prefix, result };
-    }),
-  );
-  await delay(1500);
-  for (const { name, server, config, state, prefix, result } of cases) {
+test('an opted-out install writes the marker, starts no report, and the installed copy and its hook stay quiet when run bare', async (t) => {
+  for (const [name, flags, optOutEnv] of INSTALL_OPT_OUTS) {
+    const server = await endpoint(t);
+    const { base, config, state, env } = telemetryEnv(t, server);
+    const prefix = path.join(base, 'prefix');
+    const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix, ...flags], { ...env, ...optOutEnv });
     assert.equal(result.code, 0, `${name}: ${result.stderr}`);
     assert.equal(result.stderr, '', name);
     assert.match(result.stdout, /anonymous statistics disabled/, name);
-    assert.ok(existsSync(path.join(prefix, 'lib/example-daemon/anonymous-statistics.js')), `${name}: the file is installed all the same`);
+    const lib = path.join(prefix, 'lib/example-daemon');
+    assert.ok(existsSync(path.join(lib, 'anonymous-statistics.js')), `${name}: the file is installed all the same`);
     assert.ok(existsSync(path.join(config, MARKER)), `${name}: the marker keeps the daemon's own hooks quiet too`);
+
+    // Run bare, as hooks run it: no DO_NOT_TRACK, no dirs. An opted-out run starts no child,
+    // so once these return nothing more can arrive.
+    const hook = await run('/bin/sh', [path.join(lib, 'anonymous-statistics-hook.sh'), 'start'], bare(server));
+    const stop = await run(NODE_UNDER_TEST, [path.join(lib, 'anonymous-statistics.js'), 'stop'], bare(server));
+    assert.deepEqual([hook.code, stop.code], [0, 0], `${name}: ${hook.stderr}${stop.stderr}`);
+    const status = await run(NODE_UNDER_TEST, [path.join(lib, 'anonymous-statistics.js'), 'status'], bare(server));
+    assert.match(status.stdout, /telemetry: off/, `${name}: ${status.stdout}`);
     assert.equal(existsSync(state), false, `${name}: nothing ran that could write the state dir`);
     assert.equal(server.requests.length, 0, `${name}: the endpoint heard from it`);
   }
+});
+
+test("a vendor's opt-out flag and variables, named in the banner, opt the install out", async (t) => {
+  const src = vendorBuild(t, { 'opt-out-env': 'ACME_NO_ANALYTICS=any ACME_TELEMETRY=0', 'opt-out-flag': '--disable-analytics' });
+  const cases: [string, string[], Record<string, string>, boolean][] = [
+    ['the flag', ['--disable-analytics'], {}, true],
+    ['an "any" variable set to anything', [], { ACME_NO_ANALYTICS: 'yes' }, true],
+    ['a "0" variable set to Off', [], { ACME_TELEMETRY: ' Off ' }, true],
+    ['a "0" variable set to 1', [], { ACME_TELEMETRY: '1' }, false],
+  ];
+  for (const [name, flags, optOutEnv, optedOut] of cases) {
+    const server = await endpoint(t);
+    const { base, config, env } = telemetryEnv(t, server);
+    const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix'), ...flags], { ...env, ...optOutEnv, ANONYMOUS_STATISTICS_SRC: src });
+    assert.equal(result.code, 0, `${name}: ${result.stderr}`);
+    assert.equal(existsSync(path.join(config, MARKER)), optedOut, `${name}: the marker`);
+    if (optedOut) assert.equal(server.requests.length, 0, `${name}: no report`);
+    else assert.equal((await eventsArriving(server, 1)).length, 1, `${name}: the report`);
+  }
+});
+
+test('--user gives the state dir to the service user', async (t) => {
+  const server = await endpoint(t);
+  const { base, state, env } = telemetryEnv(t, server);
+  const me = os.userInfo().username;
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix'), '--user', me], env);
+  assert.equal(result.code, 0, result.stderr);
+  const stat = statSync(state);
+  assert.deepEqual([stat.uid, stat.mode & 0o777], [os.userInfo().uid, 0o700]);
+  await eventsArriving(server, 1);
+});
+
+test('--user with an unknown user is a usage error, before anything is installed or sent', async (t) => {
+  const server = await endpoint(t);
+  const { base, env } = telemetryEnv(t, server);
+  const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix'), '--user', 'no-such-user-here'], env);
+  assert.equal(result.code, 2);
+  assert.match(result.stderr, /no such user: no-such-user-here/);
+  assert.deepEqual(readdirSync(base), []);
+  assert.equal(server.requests.length, 0);
 });
 
 test('a failed install is reported as a failure and keeps its own exit status', async (t) => {
@@ -186,7 +317,7 @@ test('without node on PATH the installer installs, says so in one line, and exit
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /^example-daemon: node not found on PATH; the anonymous install report is skipped\n$/);
   assert.ok(existsSync(path.join(prefix, 'lib/example-daemon/anonymous-statistics.js')));
-  await delay(300);
+  // No node ran, so nothing can arrive later.
   assert.equal(server.requests.length, 0);
 });
 
@@ -201,7 +332,7 @@ test('the installer refuses an unknown option with exit 2, installing and sendin
 });
 
 // ---------------------------------------------------------------------------------------------
-// scripts/systemd
+// scripts/systemd (test/nspawn/ runs it under a real systemd)
 
 /** The drop-in's ExecStartPost= / ExecStopPost= command lines, with the installed paths moved to this checkout. */
 function dropInCommands(): Record<'ExecStartPost' | 'ExecStopPost', string> {
@@ -218,7 +349,9 @@ function dropInCommands(): Record<'ExecStartPost' | 'ExecStopPost', string> {
     assert.ok(line.startsWith('-'), `${key}: a failure must never fail the unit`);
     // systemd expands $ and % and parses quotes its own way; without them both read the line alike.
     assert.doesNotMatch(line, /[$%'"\\]/, `${key} must read the same to systemd and sh`);
-    assert.match(line, / --background( |$)/, `${key} must not wait on the network`);
+    if (key === 'ExecStartPost') assert.match(line, / start --background$/, 'the unit is up at once; the event is on disk before the sender starts');
+    // systemd signals what is left in the unit's cgroup as soon as ExecStopPost= returns.
+    else assert.doesNotMatch(line, /--background/, 'a detached stop sender would be killed with the unit');
     const command = line
       .slice(1)
       .replaceAll(`${INSTALLED_DIR}/anonymous-statistics.js`, BUNDLE)
@@ -228,6 +361,13 @@ function dropInCommands(): Record<'ExecStartPost' | 'ExecStopPost', string> {
   }
   return commands;
 }
+
+test("the drop-in gives the unit's user the state dir the tool defaults to", () => {
+  const settings = readFileSync(DROP_IN, 'utf8').split('\n').filter((line) => /^StateDirectory/.test(line));
+  const vendor = JSON.parse(readFileSync(path.join(PROJECT_DIR, 'vendor.json'), 'utf8')) as { stateDir: string };
+  // StateDirectory= names a dir below /var/lib, owned by User= and chowned to it at each start.
+  assert.deepEqual(settings, [`StateDirectory=${path.relative('/var/lib', vendor.stateDir)}`, 'StateDirectoryMode=0700']);
+});
 
 const STOPS: [Record<string, string>, number][] = [
   [{ SERVICE_RESULT: 'success', EXIT_CODE: 'exited', EXIT_STATUS: '0' }, 0],
@@ -258,9 +398,20 @@ test('the systemd drop-in, run as written, reports start and the stop with the u
     const name = `${unitEnv.SERVICE_RESULT}/${unitEnv.EXIT_STATUS}`;
     assert.equal(result.code, 0, `${name}: ${result.stderr}`);
     assert.ok(result.ms < PROMPT_MS, `${name}: ExecStopPost= took ${Math.round(result.ms)} ms`);
-    const events = await eventsArriving(server, 1);
-    assert.deepEqual(events.map((e) => [e.event, e.properties.exit_code]), [['stop', expected]], name);
+    // Sent before ExecStopPost= returned, i.e. before systemd signals what is left of the unit.
+    assert.deepEqual(server.events().map((e) => [e.event, (e.properties as Record<string, unknown>).exit_code]), [['stop', expected]], name);
   }
+});
+
+test("the drop-in's stop holds the unit's stop no longer than the tool's --timeout when the endpoint never answers", async (t) => {
+  const server = await endpoint(t, { kind: 'hang' });
+  const budget = 800;
+  const unitEnv = { SERVICE_RESULT: 'success', EXIT_CODE: 'exited', EXIT_STATUS: '0', TELEMETRY_TIMEOUT_MS: String(budget) };
+  const result = await run('/bin/sh', ['-c', dropInCommands().ExecStopPost], { ...telemetryEnv(t, server).env, ...unitEnv });
+  assert.equal(result.code, 0, result.stderr);
+  assert.equal(server.requests.length, 1, 'it tried');
+  // Node's own start-up comes on top of the budget; a loaded CI machine gets room for it.
+  assert.ok(result.ms < budget + 1500, `ExecStopPost= took ${Math.round(result.ms)} ms against a ${budget} ms budget`);
 });
 
 test('stop-exit-code.sh maps what systemd reports to one exit code', async () => {

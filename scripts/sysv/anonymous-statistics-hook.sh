@@ -10,9 +10,11 @@
 #   anonymous_statistics start
 #   anonymous_statistics stop "$status"
 #
-# It always returns 0 and never waits on the network (--background), so an init script running
-# under set -e cannot be stopped or slowed by it. Opt-outs are the tool's business: it sees the
-# same environment and the marker file. ANONYMOUS_STATISTICS_JS moves the compiled file.
+# It always returns 0 and never waits on the network (--background: the event is on disk before
+# the detached sender starts), so an init script running under set -e cannot be stopped or slowed
+# by it. Opt-outs and dirs are the tool's business: it sees the same environment, and the
+# anonymous-statistics.json and marker file the installer wrote. install.sh sets the path below to
+# its installed copy; ANONYMOUS_STATISTICS_JS moves it.
 
 : "${ANONYMOUS_STATISTICS_JS:=/lib/example-daemon/anonymous-statistics.js}"
 
