@@ -34,7 +34,9 @@ export type Behavior =
   | { kind: 'hang-mid-body' }
   /** Accept, but send the answer one byte every `intervalMs`. */
   | { kind: 'drip'; intervalMs: number }
-  | { kind: 'reset' };
+  | { kind: 'reset' }
+  /** Accept, but refuse with 413 a body (gzip undone) larger than `bytes`, as PostHog does past its limit. */
+  | { kind: 'max-body'; bytes: number };
 
 export interface EndpointOptions {
   /** Serve https with this key and certificate. */
@@ -47,6 +49,8 @@ export interface Endpoint {
   requests: ReceivedRequest[];
   /** All events accepted so far, in arrival order. */
   events(): Record<string, unknown>[];
+  /** Resolves once `count` requests have arrived (answered or not): tests wait on this, not on a timer. */
+  received(count: number): Promise<void>;
   /** One behavior for every request, or a list used in turn (the last one repeats). */
   setBehavior(behavior: Behavior | Behavior[]): void;
   close(): Promise<void>;
@@ -58,6 +62,14 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
   let behaviors = Array.isArray(initial) ? [...initial] : [initial];
   const requests: ReceivedRequest[] = [];
   const timers = new Set<NodeJS.Timeout>();
+  const waiters = new Set<{ count: number; resolve: () => void }>();
+  const wake = () => {
+    for (const waiter of waiters) {
+      if (requests.length < waiter.count) continue;
+      waiters.delete(waiter);
+      waiter.resolve();
+    }
+  };
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
@@ -68,6 +80,8 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
     const behavior = behaviors.length > 1 ? (behaviors.shift() as Behavior) : behaviors[0];
     const record: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: '', events: [], status: 0 };
     requests.push(record);
+    // Once the answer below is decided and recorded: a waiter sees the request as it ends up.
+    setImmediate(wake);
     if (behavior.kind === 'hang') return;
     if (behavior.kind === 'reset') {
       req.socket.resetAndDestroy?.() ?? req.socket.destroy();
@@ -102,6 +116,11 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
       res.writeHead(behavior.status, { 'content-type': 'application/json', ...behavior.headers }).end('{"status":0}');
       return;
     }
+    if (behavior.kind === 'max-body' && Buffer.byteLength(verdict.body) > behavior.bytes) {
+      record.status = 413;
+      res.writeHead(413, { 'content-type': 'application/json' }).end('{"type":"validation_error","detail":"request too large"}');
+      return;
+    }
     record.status = verdict.error ? 400 : 200;
     if (!verdict.error) record.events = verdict.events;
     res.writeHead(record.status, { 'content-type': 'application/json' });
@@ -113,6 +132,7 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
     url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${bound}`,
     requests,
     events: () => requests.flatMap((r) => r.events),
+    received: (count) => (requests.length >= count ? Promise.resolve() : new Promise<void>((resolve) => void waiters.add({ count, resolve }))),
     setBehavior: (next) => void (behaviors = Array.isArray(next) ? [...next] : [next]),
     close: () =>
       new Promise<void>((resolve) => {

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import type { Behavior } from '../scripts/endpoint.ts';
-import { BUNDLE, endpoint, listTree, makeRoot, NODE_UNDER_TEST, PROJECT_DIR, runBundle, tempDir, trapViolations } from './helpers.ts';
+import { main } from '../src/run.ts';
+import { endpoint, fakeContext, listTree, makeRoot, outboxFolders, PROJECT_DIR, runBundle, spawnBundle, tempDir, trapViolations, waitingEvents, whenDir } from './helpers.ts';
 
 /** The built file against a real server on 127.0.0.1 that misbehaves in every way we know. */
 
@@ -20,15 +21,11 @@ function setup(t: TestContext) {
   const state = path.join(base, 'state');
   const root = makeRoot(t, { 'etc/os-release': 'ID=debian\nVERSION_ID="12"\n', 'etc/machine-id': '00112233445566778899aabbccddeeff\n' });
   const args = (url: string) => ['--endpoint', url, '--state-dir', state, '--config-dir', base, '--root', root];
-  return { base, state, args, queued: () => queuedEvents(state) };
+  return { base, state, root, args, queued: () => waitingEvents(state) };
 }
 
-function queuedEvents(state: string): Record<string, any>[] {
-  const dir = path.join(state, 'outbox', 'new');
-  if (!existsSync(dir)) return [];
-  return readdirSync(dir)
-    .filter((name) => name.endsWith('.json'))
-    .map((name) => JSON.parse(readFileSync(path.join(dir, name), 'utf8')));
+function backoffOf(state: string): Record<string, { failures: number; next: number }> {
+  return JSON.parse(readFileSync(path.join(state, 'state.json'), 'utf8')).backoff;
 }
 
 const BUDGET_MS = 1500;
@@ -101,7 +98,8 @@ test('queued events go out in one gzip batch to /batch/ with their original uuid
   }
   const waiting = queued();
   assert.equal(waiting.length, 2);
-  assert.ok(existsSync(path.join(state, 'delivery-backoff.json')), 'the failure is remembered across runs');
+  const backoff = backoffOf(state)[`${server.url}/`];
+  assert.ok(backoff.next > Date.now(), 'the failure is remembered across runs, for this endpoint');
   const requestsBefore = server.requests.length;
   // Within the back-off window a new event is queued without touching the network.
   assert.equal((await runBundle(['cloud-unavailable', '--reason', 'r', ...args(server.url)])).code, 0);
@@ -124,101 +122,53 @@ test('queued events go out in one gzip batch to /batch/ with their original uuid
   assert.equal(sentIds.length, 3);
   for (const original of waiting) assert.ok(sentIds.includes(`${original.uuid} ${original.timestamp}`), 'kept uuid and timestamp');
   assert.deepEqual(queued(), []);
+  assert.deepEqual(backoffOf(state), {}, 'success clears the back-off');
   assert.equal((await runBundle(['flush', ...args(server.url)])).code, 0);
   assert.equal(server.events().length, 3, 'nothing was sent twice');
 });
 
-test('the next event command delivers the queue once the back-off has passed', async (t) => {
+test('the next event command delivers what waits once the back-off has passed, and not before', async (t) => {
   const server = await endpoint(t, { kind: 'status', status: 503 });
-  const { args, queued, state } = setup(t);
-  await runBundle(['start', '--timeout', '600', ...args(server.url)]);
-  assert.equal(queued().length, 1);
-  writeFileSync(path.join(state, 'delivery-backoff.json'), JSON.stringify({ failures: 1, nextAttempt: 0 }));
+  const { state, root } = setup(t);
+  const args = ['--endpoint', server.url, '--state-dir', state, '--root', root];
+  const at = (ms: number) => fakeContext({ now: () => new Date(Date.UTC(2026, 0, 2) + ms) });
+  await main(['start', ...args], at(0));
+  assert.equal(waitingEvents(state).length, 1);
+  const { next } = backoffOf(state)[`${server.url}/`];
   server.setBehavior({ kind: 'accept' });
-  assert.equal((await runBundle(['stop', ...args(server.url)])).code, 0);
-  assert.deepEqual(server.events().map((e) => e.event).sort(), ['start', 'stop']);
-  assert.deepEqual(queued(), []);
-  assert.equal(existsSync(path.join(state, 'delivery-backoff.json')), false, 'success clears the back-off');
+  const requests = server.requests.length;
+  await main(['stop', ...args], at(next - Date.UTC(2026, 0, 2) - 1));
+  assert.equal(server.requests.length, requests, 'inside the back-off nothing is tried');
+  await main(['fatal', '--process', 'p', '--thread', 't', ...args], at(next - Date.UTC(2026, 0, 2)));
+  assert.deepEqual(server.events().map((e) => e.event).sort(), ['fatal', 'start', 'stop']);
+  assert.deepEqual(waitingEvents(state), []);
+  assert.deepEqual(backoffOf(state), {}, 'success clears the back-off');
 });
 
-/** Ten of each kind: the crash-loop limit lets ten events of one kind through per hour. */
-const FIFTY_EVENTS = [
-  ['start'],
-  ['stop', '--exit-code', '1'],
-  ['fatal', '--process', 'p', '--thread', 't'],
-  ['cloud-connect-fail', '--code', 'E'],
-  ['cloud-deps-fail', '--dependency', 'd'],
-].flatMap((command) => Array.from({ length: 10 }, (_, i) => [...command, '--product-version', `1.0.${i}`]));
-
-test('50 event commands at once with the endpoint down leave 50 whole events; concurrent flushers deliver each exactly once', async (t) => {
-  const down = await endpoint(t);
-  await down.close();
-  const { args, queued, state } = setup(t);
-  const results = await Promise.all(FIFTY_EVENTS.map((command) => runBundle([...command, '--timeout', '10000', ...args(down.url)])));
-  assert.ok(results.every((r) => r.code === 0));
-  const waiting = queued();
-  assert.equal(waiting.length, 50);
-  assert.deepEqual(
-    waiting.map((e) => `${e.event} ${e.properties.product_version}`).sort(),
-    FIFTY_EVENTS.map((command) => `${command[0]} ${command.at(-1)}`).sort(),
-  );
-  const up = await endpoint(t);
-  writeFileSync(path.join(state, 'delivery-backoff.json'), JSON.stringify({ failures: 1, nextAttempt: 0 }));
-  await Promise.all([
-    ...Array.from({ length: 4 }, () => runBundle(['flush', ...args(up.url)])),
-    ...Array.from({ length: 4 }, () => runBundle(['install', '--result', 'success', ...args(up.url)])),
-  ]);
-  await runBundle(['flush', ...args(up.url)]);
-  const received = up.events().map((e) => e.uuid as string);
-  assert.equal(new Set(received).size, received.length, 'no event was delivered twice');
-  assert.equal(received.length, 54);
-  for (const event of waiting) assert.ok(received.includes(event.uuid), `queued ${event.uuid} was delivered`);
-  assert.deepEqual(queued(), []);
-});
-
-test('a corrupt or truncated queue file is set aside and reported; the rest is delivered', async (t) => {
+test('a corrupt or truncated outbox file is set aside in corrupt/ and reported; the rest is delivered', async (t) => {
   const server = await endpoint(t, { kind: 'status', status: 500 });
   const { args, queued, state } = setup(t);
   await runBundle(['start', '--timeout', '500', ...args(server.url)]);
-  writeFileSync(path.join(state, 'queue', '20260101000000-truncated.json'), '{"api_key":"k","event":"st');
+  const torn = '1767225600000-00000000-0000-4000-8000-000000000001.json';
+  writeFileSync(path.join(state, 'outbox', 'new', torn), '{"api_key":"k","event":"st');
   server.setBehavior({ kind: 'accept' });
   const flushed = await runBundle(['flush', ...args(server.url)]);
   assert.equal(flushed.code, 0, flushed.stderr);
   assert.match(flushed.stdout, /sent 1 queued events.*1 corrupt files set aside/);
-  assert.ok(existsSync(path.join(state, 'queue', '20260101000000-truncated.json.corrupt')));
+  assert.deepEqual(outboxFolders(state).corrupt, [torn]);
   assert.deepEqual(queued(), []);
+  assert.equal(server.events().length, 1);
 });
 
-test('queue files are 0600 in a 0700 directory', async (t) => {
+test('the state dir and its outbox folders are 0700, every file in them 0600', async (t) => {
   const down = await endpoint(t);
   await down.close();
   const { args, state } = setup(t);
-  await runBundle(['start', ...args(down.url)]);
-  const { statSync } = await import('node:fs');
-  assert.equal(statSync(path.join(state, 'queue')).mode & 0o777, 0o700);
-  for (const name of readdirSync(path.join(state, 'queue'))) assert.equal(statSync(path.join(state, 'queue', name)).mode & 0o777, 0o600);
-});
-
-test('a state dir that is a symlink (planted in a shared place) is not followed: the event is dropped, exit 0', async (t) => {
-  const down = await endpoint(t);
-  await down.close();
-  const base = tempDir(t);
-  const target = path.join(base, 'attacker-owned');
-  mkdirSync(target);
-  const state = path.join(base, 'state');
-  symlinkSync(target, state);
-  const result = await runBundle(['start', '--endpoint', down.url, '--state-dir', state, '--config-dir', base, '--root', makeRoot(t, {})]);
-  assert.equal(result.code, 0);
-  assert.deepEqual(listTree(target), []);
-});
-
-test('an unusable state dir (a file where the dir should be) drops the event with exit 0', async (t) => {
-  const down = await endpoint(t);
-  await down.close();
-  const base = tempDir(t);
-  writeFileSync(path.join(base, 'blocker'), '');
-  const result = await runBundle(['start', '--endpoint', down.url, '--state-dir', path.join(base, 'blocker', 'state'), '--config-dir', base]);
-  assert.deepEqual([result.code, result.stderr], [0, '']);
+  await runBundle(['start', '--timeout', '500', ...args(down.url)]);
+  for (const dir of ['', 'outbox', 'outbox/tmp', 'outbox/new', 'outbox/cur', 'outbox/corrupt']) assert.equal(statSync(path.join(state, dir)).mode & 0o777, 0o700, `${dir || 'state dir'}`);
+  const files = listTree(state);
+  assert.deepEqual(files.filter((f) => f.startsWith('outbox/')).length, 1, 'the queued event');
+  for (const file of files) assert.equal(statSync(path.join(state, file)).mode & 0o777, 0o600, file);
 });
 
 test('flush with the receiver still down exits 1, naming how many events stay queued', async (t) => {
@@ -254,15 +204,18 @@ test('disable deletes queued events: consent withdrawn covers what was not sent 
   assert.deepEqual(queued(), []);
 });
 
-test('--background returns at once even when the endpoint hangs; the detached child delivers or queues', async (t) => {
+test('--background returns at once with the event already on disk, even when the endpoint hangs; the detached child sends it, and it waits again when no answer comes', async (t) => {
   const server = await endpoint(t, { kind: 'hang' });
-  const { args, queued } = setup(t);
+  const { args, state } = setup(t);
   const result = await runBundle(['start', '--background', '--timeout', '1500', ...args(server.url)]);
   assert.deepEqual([result.code, result.stdout, result.stderr], [0, '', '']);
   assert.ok(result.ms < 1500, `the caller was held ${Math.round(result.ms)} ms`);
-  for (let waited = 0; waited < 6000 && queued().length === 0; waited += 100) await new Promise((r) => setTimeout(r, 100));
-  assert.equal(server.requests.length, 1, 'the child sent the event');
-  assert.equal(queued().length, 1, 'and queued it when the endpoint did not answer');
+  const stored = outboxFolders(state);
+  assert.equal(stored.new.length + stored.cur.length, 1, 'stored before the caller returned');
+  await server.received(1);
+  assert.equal(server.requests[0].path, '/batch/', 'sent as any waiting event is');
+  await whenDir(path.join(state, 'outbox', 'new'), () => outboxFolders(state).new.length === 1 && outboxFolders(state).cur.length === 0, 'the child to give the event back at its deadline');
+  assert.equal(waitingEvents(state)[0].event, 'start');
 });
 
 test('--background still rejects bad input in the caller, and starts nothing when opted out', async (t) => {
@@ -272,43 +225,43 @@ test('--background still rejects bad input in the caller, and starts nothing whe
   assert.equal(bad.code, 2);
   const optedOut = await runBundle(['start', '--background', ...args(server.url)], { DO_NOT_TRACK: '1' });
   assert.equal(optedOut.code, 0);
-  await new Promise((r) => setTimeout(r, 1500));
+  assert.deepEqual(listTree(base).filter((f) => !f.startsWith('anon-stats')), [], 'nothing was stored, so no child could send anything');
   assert.equal(server.requests.length, 0);
-  assert.deepEqual(listTree(base).filter((f) => !f.startsWith('anon-stats')), []);
 });
 
-test('a run killed mid-send (kill -9) leaves its event on disk; it is queued once abandoned and then delivered', async (t) => {
+test('a run killed mid-send (kill -9) leaves its event claimed in cur/; as soon as its pid is dead the next run delivers it, once', async (t) => {
   const server = await endpoint(t, { kind: 'hang' });
   const { args, state, queued } = setup(t);
-  const { spawn } = await import('node:child_process');
-  const child = spawn(NODE_UNDER_TEST, [BUNDLE, 'start', '--timeout', '20000', ...args(server.url)], { stdio: 'ignore' });
-  for (let waited = 0; waited < 5000 && server.requests.length === 0; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  const child = spawnBundle(['start', '--timeout', '20000', ...args(server.url)]);
+  await server.received(1);
+  const { cur } = outboxFolders(state);
+  assert.equal(cur.length, 1, 'the event was written ahead before the send began');
+  assert.match(cur[0], new RegExp(`\\.json\\.${child.pid}-\\d+$`), 'claimed by the run sending it');
   child.kill('SIGKILL');
-  await new Promise((r) => child.on('exit', r));
-  const pending = readdirSync(path.join(state, 'queue')).filter((name) => name.endsWith('.pending'));
-  assert.equal(pending.length, 1, 'the event was written before the send began');
+  assert.equal(await child.exited, 'SIGKILL');
   server.setBehavior({ kind: 'accept' });
-  await runBundle(['flush', ...args(server.url)]);
-  assert.equal(server.events().length, 0, 'a fresh pending event may belong to a live run: left alone');
-  const old = new Date(Date.now() - 3600_000);
-  utimesSync(path.join(state, 'queue', pending[0]), old, old);
   const flushed = await runBundle(['flush', ...args(server.url)]);
+  assert.equal(flushed.code, 0, flushed.stderr);
   assert.match(flushed.stdout, /sent 1 queued events/);
-  assert.equal(server.events()[0].event, 'start');
+  assert.deepEqual(server.events().map((e) => e.event), ['start']);
   assert.deepEqual(queued(), []);
+  assert.deepEqual(outboxFolders(state).cur, []);
+  assert.equal((await runBundle(['flush', ...args(server.url)])).code, 0);
+  assert.equal(server.events().length, 1, 'delivered once');
 });
 
 test('the --background child finishes its work when its service is stopped with SIGTERM', async (t) => {
+  const down = await endpoint(t);
+  await down.close();
   const server = await endpoint(t, { kind: 'hang' });
-  const { args, queued } = setup(t);
-  const { spawn } = await import('node:child_process');
-  const child = spawn(NODE_UNDER_TEST, [BUNDLE, 'start', '--timeout', '1500', ...args(server.url)], {
-    stdio: 'ignore',
-    env: { PATH: process.env.PATH, ANONYMOUS_STATISTICS_BACKGROUND_CHILD: '1' },
-  });
-  for (let waited = 0; waited < 5000 && server.requests.length === 0; waited += 50) await new Promise((r) => setTimeout(r, 50));
+  const { args, queued, state } = setup(t);
+  await runBundle(['start', '--timeout', '500', ...args(down.url)]);
+  assert.equal(queued().length, 1);
+  // Started as --background starts it; the back-off is the down endpoint's, not this one's.
+  const child = spawnBundle(['start', '--timeout', '1500', ...args(server.url)], { ANONYMOUS_STATISTICS_BACKGROUND_CHILD: '1' });
+  await server.received(1);
   child.kill('SIGTERM');
-  const code = await new Promise((r) => child.on('exit', (exitCode, signal) => r(signal ?? exitCode)));
-  assert.equal(code, 0, 'it was not killed by SIGTERM; it ended at its own deadline');
-  assert.equal(queued().length, 1, 'and queued the event it could not deliver');
+  assert.equal(await child.exited, 0, 'it was not killed by SIGTERM; it ended at its own deadline');
+  assert.equal(queued().length, 1, 'and gave back the event it could not deliver');
+  assert.deepEqual(outboxFolders(state).cur, []);
 });

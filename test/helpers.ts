@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
@@ -17,6 +17,31 @@ export const NODE_UNDER_TEST = process.env.TEST_NODE ?? process.execPath;
 const TRAP = path.join(PROJECT_DIR, 'test/no-remote-trap.cjs');
 /** Where the trap records any attempt to reach a non-loopback address (one file per test process). */
 export const TRAP_LOG = path.join(os.tmpdir(), `anon-stats-trap-${process.pid}.log`);
+
+/**
+ * The TMPDIR of every run of the built file: a state dir that is unusable falls back to
+ * <tmpdir>/<product>-<uid>, which must be this test process's own, not a /tmp dir shared with
+ * every other test run on the machine.
+ */
+let bundleTmpdir: string | undefined;
+function runTmpdir(): string {
+  if (bundleTmpdir === undefined) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'anon-stats-tmpdir-'));
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    bundleTmpdir = dir;
+  }
+  return bundleTmpdir;
+}
+
+export const IS_ROOT = process.getuid?.() === 0;
+
+/**
+ * node:test's skip for a root-only test: skipped, with the reason, on a developer's machine
+ * without root; under CI (CI=true) it runs, and fails at its first step that needs root.
+ */
+export function unlessRoot(why: string): string | false {
+  return !IS_ROOT && !process.env.CI ? `${why}: needs root` : false;
+}
 
 export function trapViolations(): string {
   try {
@@ -52,6 +77,42 @@ export function listTree(dir: string): string[] {
     .sort();
 }
 
+/** What each folder of a state dir's outbox holds, by file name. */
+export function outboxFolders(stateDir: string): Record<'tmp' | 'new' | 'cur' | 'corrupt', string[]> {
+  const names = (folder: string) => {
+    const dir = path.join(stateDir, 'outbox', folder);
+    return existsSync(dir) ? readdirSync(dir).sort() : [];
+  };
+  return { tmp: names('tmp'), new: names('new'), cur: names('cur'), corrupt: names('corrupt') };
+}
+
+/** The events waiting in a state dir's outbox (new/), parsed. */
+export function waitingEvents(stateDir: string): Record<string, any>[] {
+  return outboxFolders(stateDir).new.map((name) => JSON.parse(readFileSync(path.join(stateDir, 'outbox', 'new', name), 'utf8')));
+}
+
+/**
+ * Resolves once `check()` holds, looking again whenever an entry of `dir` changes (inotify):
+ * a wait on the event itself, not on a timer. Rejects after `limitMs` with what it waited for.
+ */
+export function whenDir(dir: string, check: () => boolean, what: string, limitMs = 15_000): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const watcher = watch(dir);
+    const timer = setTimeout(() => {
+      watcher.close();
+      reject(new Error(`still waiting after ${limitMs} ms for ${what}`));
+    }, limitMs);
+    const look = () => {
+      if (!check()) return;
+      clearTimeout(timer);
+      watcher.close();
+      resolve();
+    };
+    watcher.on('change', look);
+    look();
+  });
+}
+
 export async function endpoint(t: TestContext, behavior?: Behavior | Behavior[], options?: EndpointOptions): Promise<Endpoint> {
   const server = await startEndpoint(behavior, options);
   t.after(() => server.close());
@@ -76,13 +137,24 @@ export function runBundle(args: string[], env: Record<string, string> = {}, node
 /** runBundle for another build of the tool, such as a vendor flavour a test built. */
 export function runBuilt(file: string, args: string[], env: Record<string, string> = {}, node = NODE_UNDER_TEST): Promise<CliResult> {
   const started = performance.now();
-  const fullEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${TRAP}`, TRAP_LOG, ...env };
+  const fullEnv = bundleEnv(env);
   return new Promise((resolve) => {
     execFile(node, [file, ...args], { env: fullEnv, timeout: 20000, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       resolve({ code, stdout, stderr, ms: performance.now() - started });
     });
   });
+}
+
+function bundleEnv(env: Record<string, string>): Record<string, string> {
+  return { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${TRAP}`, TRAP_LOG, TMPDIR: runTmpdir(), ...env };
+}
+
+/** The built file as a child process of ours, for tests that kill it; `exited` resolves once it is gone (reaped). */
+export function spawnBundle(args: string[], env: Record<string, string> = {}): ChildProcess & { exited: Promise<number | NodeJS.Signals> } {
+  const child = spawn(NODE_UNDER_TEST, [BUNDLE, ...args], { env: bundleEnv(env), stdio: 'ignore' });
+  const exited = new Promise<number | NodeJS.Signals>((resolve) => child.on('exit', (code, signal) => resolve(signal ?? (code as number))));
+  return Object.assign(child, { exited });
 }
 
 /** A Context literal for in-process tests: fixed clock and ids, captured output. */
