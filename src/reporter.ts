@@ -5,7 +5,6 @@
  * HTTP or outbox code. Code here may import from before the door only types
  * (test/boundary.test.ts keeps it that way); what it needs of the run comes in the Context.
  */
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { EventName, EventProperties } from './cli/events.ts';
 import type { Context } from './config/context.ts';
@@ -20,7 +19,7 @@ import { productVersionProperties } from './collect/version.ts';
 import { deliverNew, flushOutbox, type Delivery, type FlushResult } from './deliver/delivery.ts';
 import { captureUrl } from './deliver/urls.ts';
 import { formatHistory, readHistory, recordHistory } from './store/history.ts';
-import { hasLegacyLayout, migrateLegacyLayout } from './store/migrate.ts';
+import { migrateLegacyLayout } from './store/migrate.ts';
 import { clearOutbox, openOutbox, outboxAt, store, waitingNames, type Outbox, type OutboxEvent } from './store/outbox.ts';
 import { chooseStateDir, stateDirCandidates, type StateDir, type Unusable } from './store/state-dir.ts';
 import { emptyState, EXECUTION_TTL_MS, MAX_EXECUTIONS, readState, updateState, type State } from './store/state.ts';
@@ -49,7 +48,7 @@ function openStore(settings: Settings, ctx: Context): { store?: Store; refused: 
   if (!stateDir) return { refused };
   const outbox = openOutbox(stateDir);
   if (!outbox) return { refused: [...refused, { dir: stateDir.dir, reason: 'its outbox folders cannot be created' }] };
-  if (hasLegacyLayout(readdirSync(stateDir.dir))) migrateLegacyLayout(stateDir, outbox, ctx.now().getTime());
+  migrateLegacyLayout(stateDir, outbox, ctx.now().getTime());
   return { store: { stateDir, outbox }, refused };
 }
 

@@ -13,8 +13,24 @@ import type { StateDir } from './state-dir.ts';
  */
 const LEGACY_FILES = ['queue-dropped', 'delivery-backoff.json', 'event-rate.json', 'distinct-id', 'distinct-id-derived.json', 'notice-shown', 'queue.lock'];
 
-export function hasLegacyLayout(names: readonly string[]): boolean {
-  return names.some((name) => name === 'queue' || LEGACY_FILES.includes(name) || name.startsWith('queue.lock.'));
+/**
+ * A 0.1 file, or a copy a 0.1 run left beside it: `<name>.<random>.tmp` from a write it was
+ * killed in (the derived-id cache's holds the raw machine id too), `queue.lock.<pid>...`.
+ */
+function isLegacyFile(name: string): boolean {
+  return LEGACY_FILES.some((legacy) => name === legacy || name.startsWith(`${legacy}.`));
+}
+
+function hasLegacyLayout(names: readonly string[]): boolean {
+  return names.some((name) => name === 'queue' || isLegacyFile(name));
+}
+
+function list(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return []; // a dir of ours we may not list (mode 0300): nothing to take over that we could read
+  }
 }
 
 function readLegacy(stateDir: StateDir, name: string): string | undefined {
@@ -36,13 +52,7 @@ function parseJson(text: string | undefined): Record<string, unknown> | undefine
 
 function migrateQueue(stateDir: StateDir, outbox: Outbox, now: number): void {
   const queue = path.join(stateDir.dir, 'queue');
-  let names: string[];
-  try {
-    names = readdirSync(queue);
-  } catch {
-    return;
-  }
-  for (const name of names) {
+  for (const name of list(queue)) {
     const file = path.join(queue, name);
     // A .pending file may belong to a 0.1 run still sending it; once it is older than any run, it is an event.
     const pending = name.endsWith('.pending');
@@ -68,7 +78,9 @@ function migrateQueue(stateDir: StateDir, outbox: Outbox, now: number): void {
   }
 }
 
+/** Takes over what a 0.1 run left in the state dir, if anything. */
 export function migrateLegacyLayout(stateDir: StateDir, outbox: Outbox, now: number): void {
+  if (!hasLegacyLayout(list(stateDir.dir))) return;
   migrateQueue(stateDir, outbox, now);
   const dropped = Number(readLegacy(stateDir, 'queue-dropped')?.trim());
   const rate = parseJson(readLegacy(stateDir, 'event-rate.json'));
@@ -77,11 +89,12 @@ export function migrateLegacyLayout(stateDir: StateDir, outbox: Outbox, now: num
   const migrated = updateState(stateDir, (state): State => ({
     ...state,
     distinctId: state.distinctId ?? (id && /^[0-9a-f-]{36}$/.test(id) ? id : undefined),
-    noticeShown: state.noticeShown ?? (notice || undefined),
+    // 0.1 took the file's existence for "shown", whatever it held.
+    noticeShown: state.noticeShown ?? (notice === undefined ? undefined : notice || new Date(now).toISOString()),
     dropped: state.dropped + (Number.isSafeInteger(dropped) && dropped > 0 ? dropped : 0),
     suppressed: state.suppressed + (Number.isSafeInteger(rate?.suppressed) ? (rate?.suppressed as number) : 0),
     windows: { ...((rate?.windows as State['windows']) ?? {}), ...state.windows },
   }));
   if (!migrated) return; // keep the old files until their contents have a new home
-  for (const name of readdirSync(stateDir.dir)) if (LEGACY_FILES.includes(name) || name.startsWith('queue.lock.')) removeFile(path.join(stateDir.dir, name));
+  for (const name of list(stateDir.dir)) if (isLegacyFile(name)) removeFile(path.join(stateDir.dir, name));
 }
