@@ -88,10 +88,16 @@ function endpointKey({ settings }: Delivery): string {
   return settings.endpoint.href;
 }
 
-/** When the next attempt at this endpoint may be made; never further off than the ceiling from now. */
+/**
+ * When the next attempt at this endpoint may be made. A time further off than the ceiling from
+ * now was not set by a run whose clock agreed with ours (it was far ahead, or the file was
+ * planted): it is ignored, not clamped, since a clamp to now + ceiling would move with the clock
+ * and never pass.
+ */
 function nextAttempt(delivery: Delivery, state: State): number {
   const now = delivery.ctx.now().getTime();
-  return Math.min(state.backoff[endpointKey(delivery)]?.next ?? 0, now + BACKOFF_MAX_MS);
+  const next = state.backoff[endpointKey(delivery)]?.next ?? 0;
+  return next > now + BACKOFF_MAX_MS ? 0 : next;
 }
 
 function recordFailure(delivery: Delivery, error: unknown): void {

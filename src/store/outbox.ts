@@ -64,9 +64,12 @@ export function outboxAt(stateDir: StateDir): Outbox {
   return { dir: path.join(stateDir.dir, 'outbox'), uid: stateDir.uid };
 }
 
+/** The largest time a name holds (13 digits, in 2286): a clock far ahead must not make a name no listing matches. */
+const LATEST_NAMED_MS = 9_999_999_999_999;
+
 export function itemName(event: { uuid: string; timestamp: string }): string {
   const ms = Date.parse(event.timestamp);
-  return `${String(Number.isFinite(ms) && ms >= 0 ? ms : 0).padStart(13, '0')}-${event.uuid}.json`;
+  return `${String(Number.isFinite(ms) && ms >= 0 ? Math.min(ms, LATEST_NAMED_MS) : 0).padStart(13, '0')}-${event.uuid}.json`;
 }
 
 function folder(outbox: Outbox, name: (typeof FOLDERS)[number]): string {
