@@ -16,7 +16,7 @@ import { distinctId, identitySource } from './collect/identity.ts';
 import { toCapture, type CaptureEvent } from './collect/payload.ts';
 import { createScrubber, cut } from './collect/scrub.ts';
 import { productVersionProperties } from './collect/version.ts';
-import { deliverNew, flushOutbox, type Delivery, type FlushResult } from './deliver/delivery.ts';
+import { deliverNew, enforceCaps, flushOutbox, type Delivery, type FlushResult } from './deliver/delivery.ts';
 import { captureUrl } from './deliver/urls.ts';
 import { formatHistory, readHistory, recordHistory } from './store/history.ts';
 import { migrateLegacyLayout } from './store/migrate.ts';
@@ -177,7 +177,7 @@ function withRun(command: EventName, state: State, now: number, properties: Even
   return effect ? effect(state, now, properties, newId) : { state, properties };
 }
 
-type Admission = { admitted: true; state: State; counts: Counts; properties: EventProperties } | { admitted: false; reason: string };
+type Admission = { admitted: true; state: State; counts: Counts; properties: EventProperties } | { admitted: false; outcome: 'suppressed' | 'dropped'; reason: string };
 
 /**
  * Decides and records in one state update: the crash-loop limit (at most `eventsPerHour` events
@@ -187,7 +187,7 @@ type Admission = { admitted: true; state: State; counts: Counts; properties: Eve
 function admit(store: Store, command: EventName, properties: EventProperties, ctx: Context): Admission {
   const perHour = command.startsWith('command-') ? COMMAND_EVENTS_PER_HOUR : (ctx.vendor.eventsPerHour ?? DEFAULT_EVENTS_PER_HOUR);
   const now = ctx.now().getTime();
-  let admission: Admission = { admitted: false, reason: `more than ${perHour} ${command} events this hour (crash-loop limit)` };
+  let admission: Admission = { admitted: false, outcome: 'suppressed', reason: `more than ${perHour} ${command} events this hour (crash-loop limit)` };
   const written = updateState(store.stateDir, (before) => {
     const linked = withRun(command, before, now, properties, ctx.uuid);
     const state = linked.state;
@@ -198,7 +198,7 @@ function admit(store: Store, command: EventName, properties: EventProperties, ct
     return { ...state, windows: { ...state.windows, [command]: { start: current.start, count: current.count + 1 } }, suppressed: 0, dropped: 0 };
   });
   // Decided once: with nothing stored the limit could not hold, so nothing is sent.
-  return written ? admission : { admitted: false, reason: 'the state dir cannot be written (full or read-only)' };
+  return written ? admission : { admitted: false, outcome: 'dropped', reason: 'the state dir cannot be written (full or read-only)' };
 }
 
 function delivery(settings: Settings, ctx: Context, { stateDir, outbox }: Store): Delivery {
@@ -242,7 +242,7 @@ export async function report(command: EventName, eventProperties: EventPropertie
   }
   const admission = admit(opened, command, eventProperties, ctx);
   if (!admission.admitted) {
-    recordHistory(opened.stateDir, [{ time: identity.timestamp.toISOString(), event: command, uuid: identity.uuid, outcome: 'suppressed', reason: admission.reason }]);
+    recordHistory(opened.stateDir, [{ time: identity.timestamp.toISOString(), event: command, uuid: identity.uuid, outcome: admission.outcome, reason: admission.reason }]);
     ctx.debug(`not sending ${command}: ${admission.reason}`);
     return;
   }
@@ -270,10 +270,14 @@ function storeForBackground(opened: Store, command: EventName, admission: Extrac
   try {
     store(opened.outbox, event);
   } catch (error) {
-    ctx.debug(`not sending ${command}: it could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    const reason = `could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
+    recordHistory(opened.stateDir, [{ time: event.timestamp, event: command, uuid: event.uuid, outcome: 'dropped', reason }]);
+    ctx.debug(`not sending ${command}: it ${reason}`);
     return;
   }
   recordHistory(opened.stateDir, [{ time: event.timestamp, event: command, uuid: event.uuid, outcome: 'queued', reason: 'stored for the background sender' }]);
+  // The background sender may never get through either: the caps hold here as for any queued event.
+  enforceCaps(delivery(settings, ctx, opened));
   showNotice(opened, settings, ctx);
   try {
     ctx.spawnDetached(childArgs);

@@ -135,7 +135,7 @@ function note(delivery: Delivery, events: readonly OutboxEvent[], outcome: Outco
 }
 
 /** Drops the oldest waiting events beyond the caps; the count rides on the next event created. */
-function cap(delivery: Delivery): void {
+export function enforceCaps(delivery: Delivery): void {
   const dropped = capOutbox(delivery.outbox);
   if (dropped === 0) return;
   delivery.ctx.debug(`outbox full: dropped the ${dropped} oldest events`);
@@ -144,7 +144,7 @@ function cap(delivery: Delivery): void {
 
 function queued(delivery: Delivery, body: string, reason: string): Outcome {
   appendLog(delivery, `{"queued":true,"reason":${JSON.stringify(reason)},"payload":${body}}`);
-  cap(delivery);
+  enforceCaps(delivery);
   return { kind: 'queued', reason };
 }
 
@@ -175,6 +175,7 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
   } catch (error) {
     // Decided once: an event that cannot be stored is not sent either (see README, "When nothing can be stored").
     outcome = { kind: 'dropped', reason: `could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+    note(delivery, [event], outcome);
     return outcome;
   }
   // If the budget runs out mid-send, the process ends with the event waiting, not lost.
