@@ -20,7 +20,7 @@ import { deliverNew, enforceCaps, flushOutbox, type Delivery, type FlushResult }
 import { captureUrl } from './deliver/urls.ts';
 import { formatHistory, readHistory, recordHistory } from './store/history.ts';
 import { migrateLegacyLayout } from './store/migrate.ts';
-import { clearOutbox, openOutbox, outboxAt, store, waitingNames, type Outbox, type OutboxEvent } from './store/outbox.ts';
+import { clearOutbox, openOutbox, outboxAt, store, unsentCount, type Outbox, type OutboxEvent } from './store/outbox.ts';
 import { chooseStateDir, stateDirCandidates, type StateDir, type Unusable } from './store/state-dir.ts';
 import { emptyState, EXECUTION_TTL_MS, MAX_EXECUTIONS, readState, updateState, type State } from './store/state.ts';
 
@@ -333,7 +333,7 @@ export function describeState(settings: Settings, ctx: Context) {
     machine_id: identitySource(settings.root, path.join(stateDir?.dir ?? settings.stateDir, 'state.json')),
     state_dir: stateDir?.dir ?? null,
     unusable_state_dirs: refused,
-    queued_events: stateDir ? waitingNames(outboxAt(stateDir)).length : 0,
+    queued_events: stateDir ? unsentCount(outboxAt(stateDir)) : 0,
     properties,
   };
 }

@@ -239,6 +239,7 @@ test('a run killed mid-send (kill -9) leaves its event claimed in cur/; as soon 
   assert.match(cur[0], new RegExp(`\\.json\\.${child.pid}-\\d+$`), 'claimed by the run sending it');
   child.kill('SIGKILL');
   assert.equal(await child.exited, 'SIGKILL');
+  assert.match((await runBundle(['status', ...args(server.url)])).stdout, /\(1 events queued\)/, 'status counts it as not sent');
   server.setBehavior({ kind: 'accept' });
   const flushed = await runBundle(['flush', ...args(server.url)]);
   assert.equal(flushed.code, 0, flushed.stderr);

@@ -130,6 +130,11 @@ export function waitingNames(outbox: Outbox): string[] {
   return list(folder(outbox, 'new')).filter((name) => ITEM_NAME.test(name));
 }
 
+/** Events not sent yet: waiting in new/, or claimed in cur/ (being sent, or by a sender that died, to be taken back). */
+export function unsentCount(outbox: Outbox): number {
+  return waitingNames(outbox).length + list(folder(outbox, 'cur')).filter((name) => CLAIM.test(name)).length;
+}
+
 /**
  * Claims up to `max` waiting events, oldest first, and reads them. A file that is not a whole
  * event (torn by a full disk, edited by hand, planted) is set aside in corrupt/ and counted.
