@@ -134,12 +134,21 @@ export function runBundle(args: string[], env: Record<string, string> = {}, node
   return runBuilt(BUNDLE, args, env, node);
 }
 
+/** runBundle under a wrapper that changes how it runs: `['setpriv', '--reuid=65534', ...]`, `['prlimit', '--fsize=1024']`. */
+export function runBundleUnder(wrapper: string[], args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return runCommand(wrapper[0], [...wrapper.slice(1), NODE_UNDER_TEST, BUNDLE, ...args], env);
+}
+
 /** runBundle for another build of the tool, such as a vendor flavour a test built. */
 export function runBuilt(file: string, args: string[], env: Record<string, string> = {}, node = NODE_UNDER_TEST): Promise<CliResult> {
+  return runCommand(node, [file, ...args], env);
+}
+
+function runCommand(command: string, args: string[], env: Record<string, string>): Promise<CliResult> {
   const started = performance.now();
   const fullEnv = bundleEnv(env);
   return new Promise((resolve) => {
-    execFile(node, [file, ...args], { env: fullEnv, timeout: 20000, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
+    execFile(command, args, { env: fullEnv, timeout: 20000, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       resolve({ code, stdout, stderr, ms: performance.now() - started });
     });
