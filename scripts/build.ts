@@ -1,7 +1,8 @@
 /**
  * Bundles src/ into the one file users run: `npm run build [-- --vendor FILE] [-- --outfile FILE]`.
  * The vendor's JSON (product, endpoint, API key, config and state dirs) replaces vendor.json in
- * the bundle after validation, so a flavour needs no source edit.
+ * the bundle after validation, so a flavour needs no source edit. Beside it goes the dashboard's
+ * browser module, the same for every vendor: all it knows comes from the consent document.
  */
 import { build as esbuild, type Plugin } from 'esbuild';
 import { readFileSync } from 'node:fs';
@@ -12,6 +13,7 @@ import { validateVendorConfig } from '../src/config/vendor.ts';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.js');
+const DASHBOARD_FILE_NAME = 'anonymous-statistics-dashboard.js';
 const DEFAULT_VENDOR_FILE = path.join(projectDir, 'vendor.json');
 const BUNDLED_LICENSES = ['semver'];
 
@@ -65,6 +67,33 @@ function licenseFooter(): string {
   return `/*\nThis file bundles the following packages under their licenses.\n\n${notices.join('\n\n').replaceAll('*/', '* /')}\n*/`;
 }
 
+/** The browser module is written next to the CLI file, whatever that is called. */
+export function dashboardOutfile(outfile: string): string {
+  return path.join(path.dirname(outfile), DASHBOARD_FILE_NAME);
+}
+
+/**
+ * An ES module for any browser a dashboard meets (no optional chaining in the output, which
+ * 2020's Safari 13 lacks) that imports nothing: the build fails if esbuild's own record of the
+ * output shows an import, static or dynamic, so a page never fetches more than this one file.
+ */
+async function buildDashboard(outfile: string): Promise<void> {
+  const { metafile } = await esbuild({
+    entryPoints: [path.join(projectDir, 'src/dashboard/index.ts')],
+    outfile,
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    target: ['es2017'],
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+    metafile: true,
+  });
+  const imports = Object.values(metafile.outputs).flatMap((output) => output.imports);
+  if (imports.length > 0) throw new Error(`${outfile} would import ${imports.map((i) => i.path).join(', ')}: the dashboard module must import nothing`);
+}
+
 export async function build({ vendorFile = DEFAULT_VENDOR_FILE, outfile = DEFAULT_OUTFILE }: BuildOptions = {}): Promise<string> {
   const vendorJson = readVendorFile(vendorFile);
   const toolVersion = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')).version as string;
@@ -77,13 +106,14 @@ export async function build({ vendorFile = DEFAULT_VENDOR_FILE, outfile = DEFAUL
     define: { TOOL_VERSION: JSON.stringify(toolVersion) },
     plugins: [vendorPlugin(vendorJson)],
   });
+  await buildDashboard(dashboardOutfile(outfile));
   return outfile;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { vendor: { type: 'string' }, outfile: { type: 'string' } } });
   build({ vendorFile: values.vendor && path.resolve(values.vendor), outfile: values.outfile && path.resolve(values.outfile) }).then(
-    (outfile) => console.log(`built ${path.relative(process.cwd(), outfile)}`),
+    (outfile) => console.log(`built ${path.relative(process.cwd(), outfile)} and ${path.relative(process.cwd(), dashboardOutfile(outfile))}`),
     (error: Error) => {
       console.error(`build failed: ${error.message}`);
       process.exitCode = 1;

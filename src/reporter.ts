@@ -8,7 +8,8 @@ import { cut, type EventName, type EventProperties } from './cli/events.ts';
 import { distinctId } from './collect/identity.ts';
 import { record } from './store/ledger.ts';
 import type { OptOut } from './consent/optout.ts';
-import { toCapture, type CaptureEvent } from './collect/payload.ts';
+import { SCHEMA_VERSION, toCapture, type CaptureEvent } from './collect/payload.ts';
+import type { DashboardConsent } from './dashboard/consent.ts';
 import { admitEvent, peekRate } from './store/rate-limit.ts';
 import { createScrubber } from './collect/scrub.ts';
 import { captureUrl, type Settings } from './config/settings.ts';
@@ -49,6 +50,23 @@ function scrubbed(properties: EventProperties, settings: Settings, ctx: Context)
   return Object.fromEntries(
     Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? scrub(value) : Array.isArray(value) ? value.map(scrub) : value]),
   );
+}
+
+/**
+ * What `consent` prints for a web dashboard: the id and names the backend's own events carry, so
+ * both channels count one machine once. Computed, never written: a random id not stored yet is
+ * not stored by this.
+ */
+export function dashboardConsent(settings: Settings, ctx: Context): DashboardConsent {
+  return {
+    enabled: true,
+    distinct_id: distinctId({ root: settings.root, product: settings.product, stateDir: settings.stateDir, persist: false, uuid: ctx.uuid, uid: ctx.uid }),
+    endpoint: captureUrl(settings.endpoint).href,
+    api_key: settings.apiKey,
+    product: settings.product,
+    product_version: productVersionProperties(settings.productVersion).product_version,
+    schema_version: SCHEMA_VERSION,
+  };
 }
 
 /** The counts the next event will carry, read without resetting them (dry run, status). */

@@ -127,6 +127,17 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     if (result.error !== undefined || result.remaining > 0) throw new CommandError(`${result.remaining} events still queued: ${result.error ?? 'the time budget ran out'}`);
     return 0;
   },
+  async consent(values, ctx) {
+    const settings = resolveSettings(values, ctx.env, ctx.vendor);
+    // Before anything is read: an opted-out host computes no id for its dashboard either.
+    if (optOuts(settings.disableFlag, ctx.env, settings.configDir, true).length > 0) {
+      ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);
+      return 0;
+    }
+    const { dashboardConsent } = await import('./reporter.ts');
+    ctx.stdout(`${JSON.stringify(dashboardConsent(settings, ctx))}\n`);
+    return 0;
+  },
   async history(values, ctx) {
     const settings = resolveSettings(values, ctx.env, ctx.vendor);
     const { readLedger, formatLedger } = await import('./reporter.ts');

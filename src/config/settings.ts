@@ -1,6 +1,9 @@
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
 import type { VendorConfig } from './vendor.ts';
+import { endpointProblem } from './endpoint-url.ts';
+
+export { batchUrl, captureUrl } from './endpoint-url.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 export type OptionValues = Readonly<Record<string, string | boolean | string[] | undefined>>;
@@ -75,18 +78,7 @@ function parseTimeout(source: Source): number {
   return ms;
 }
 
-/**
- * Takes a hostname as the URL parser leaves it: IPv4 in dotted decimal whatever was written
- * (http://2130706433/ becomes 127.0.0.1), IPv6 in brackets and compressed, IPv4-mapped in hex.
- */
-function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname);
-}
-
-/**
- * https: anywhere; http: only to this machine, so an event can never cross a network in clear
- * text. Decided from the URL alone, before any lookup or connection.
- */
+/** Decided from the URL alone, before any lookup or connection (see endpoint-url.ts). */
 function parseEndpoint(source: Source): URL {
   let url: URL;
   try {
@@ -94,23 +86,7 @@ function parseEndpoint(source: Source): URL {
   } catch {
     throw new UsageError(`${source.name} is not a valid URL: "${source.value}"`);
   }
-  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
-    throw new UsageError(`${source.name} uses http: for a non-loopback host "${url.hostname}"; use https: (http: is only for 127.0.0.1, [::1] or localhost)`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`${source.name} must be an https: URL, got "${url.protocol}"`);
-  }
-  if (url.username || url.password) throw new UsageError(`${source.name} must not carry credentials`);
+  const problem = endpointProblem(url);
+  if (problem) throw new UsageError(`${source.name} ${problem}`);
   return url;
-}
-
-/** A bare origin means PostHog's own path; any other path is the vendor's capture URL as given. */
-export function captureUrl(endpoint: URL): URL {
-  return endpoint.pathname === '/' ? new URL('/capture/', endpoint) : endpoint;
-}
-
-/** PostHog's /batch/ beside /capture/; a custom capture URL takes batch bodies too. */
-export function batchUrl(endpoint: URL): URL {
-  if (endpoint.pathname === '/') return new URL('/batch/', endpoint);
-  return /\/capture\/?$/.test(endpoint.pathname) ? new URL(endpoint.pathname.replace(/capture\/?$/, 'batch/'), endpoint) : endpoint;
 }
