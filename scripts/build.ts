@@ -1,15 +1,17 @@
 /**
  * Bundles src/ into the one file users run: `npm run build [-- --vendor FILE] [-- --outfile FILE]`.
- * The vendor's JSON (product, endpoint, API key, config and state dirs) replaces vendor.json in
- * the bundle after validation, so a flavour needs no source edit. Beside it goes the dashboard's
- * browser module, the same for every vendor: all it knows comes from the consent document.
+ * The vendor's JSON (product, endpoint, API key, config and state dirs, the product's own command
+ * and opt-out names) replaces vendor.json in the bundle after validation, so a flavour needs no
+ * source edit. Beside it goes the dashboard's browser module, the same for every vendor: all it
+ * knows comes from the consent document.
  */
 import { build as esbuild, type Plugin } from 'esbuild';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { validateVendorConfig } from '../src/config/vendor.ts';
+import { commandName, validateVendorConfig, type VendorConfig } from '../src/config/vendor.ts';
+import { optionNames } from '../src/cli/parse.ts';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.js');
@@ -32,7 +34,7 @@ export interface BuildOptions {
   outfile?: string;
 }
 
-function readVendorFile(file: string): string {
+function readVendorFile(file: string): VendorConfig {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -45,7 +47,24 @@ function readVendorFile(file: string): string {
   } catch (error) {
     throw new Error(`${file}: not valid JSON (${(error as Error).message})`);
   }
-  return JSON.stringify(validateVendorConfig(parsed, file));
+  return validateVendorConfig(parsed, file, optionNames());
+}
+
+/**
+ * The file's first lines: what a shell installer needs from the flavour, read with sed and no
+ * node (`sed -n 's|^// product: ||p;/^[^#/]/q'`). Validation keeps every value on one line.
+ */
+export function banner(vendor: VendorConfig): string {
+  const optOutEnv = Object.entries(vendor.optOutEnv ?? {}).map(([name, meaning]) => `${name}=${meaning}`);
+  return [
+    '#!/usr/bin/env node',
+    `// product: ${vendor.product}`,
+    `// config-dir: ${vendor.configDir}`,
+    `// state-dir: ${vendor.stateDir}`,
+    `// command: ${commandName(vendor)}`,
+    `// opt-out-env: ${optOutEnv.join(' ')}`.trimEnd(),
+    `// opt-out-flag: ${vendor.optOutFlag ?? ''}`.trimEnd(),
+  ].join('\n');
 }
 
 /** Serves the chosen vendor file wherever src/ imports vendor.json. */
@@ -95,16 +114,16 @@ async function buildDashboard(outfile: string): Promise<void> {
 }
 
 export async function build({ vendorFile = DEFAULT_VENDOR_FILE, outfile = DEFAULT_OUTFILE }: BuildOptions = {}): Promise<string> {
-  const vendorJson = readVendorFile(vendorFile);
+  const vendor = readVendorFile(vendorFile);
   const toolVersion = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')).version as string;
   await esbuild({
     ...COMMON,
     entryPoints: [path.join(projectDir, 'src/main.ts')],
     outfile,
-    banner: { js: '#!/usr/bin/env node' },
+    banner: { js: banner(vendor) },
     footer: { js: licenseFooter() },
     define: { TOOL_VERSION: JSON.stringify(toolVersion) },
-    plugins: [vendorPlugin(vendorJson)],
+    plugins: [vendorPlugin(JSON.stringify(vendor))],
   });
   await buildDashboard(dashboardOutfile(outfile));
   return outfile;

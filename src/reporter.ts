@@ -1,34 +1,63 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
-import { debug, type Context } from './config/context.ts';
-import { deliverNew } from './deliver/delivery.ts';
-import { readText } from './collect/detect/fs.ts';
-import { detectSystem } from './collect/detect/index.ts';
-import { cut, type EventName, type EventProperties } from './cli/events.ts';
-import { distinctId } from './collect/identity.ts';
-import { record } from './store/ledger.ts';
-import type { OptOut } from './consent/optout.ts';
-import { SCHEMA_VERSION, toCapture, type CaptureEvent } from './collect/payload.ts';
-import type { DashboardConsent } from './dashboard/consent.ts';
-import { admitEvent, peekRate } from './store/rate-limit.ts';
-import { createScrubber } from './collect/scrub.ts';
-import { captureUrl, type Settings } from './config/settings.ts';
-import { droppedCount, openSpool, setDroppedCount, spoolAt } from './store/spool.ts';
-import { writeQuietly } from './store/state-dir.ts';
-import { DEFAULT_EVENTS_PER_HOUR } from './config/vendor.ts';
-import { productVersionProperties } from './collect/version.ts';
-
 /**
  * The one door past consent: everything after the opt-out check (collect, build, then print for
- * a dry run, or store and deliver). run.ts imports it dynamically, so an opted-out run never
- * evaluates detection, crypto, HTTP or outbox code; test/boundary.test.ts keeps it that way.
+ * a dry run, or store and deliver). run.ts loads it only once consent is given (or a person asked
+ * to look: --dry-run, status, history), so an opted-out run never evaluates detection, crypto,
+ * HTTP or outbox code. Code here may import from before the door only types
+ * (test/boundary.test.ts keeps it that way); what it needs of the run comes in the Context.
  */
-export { flushQueue } from './deliver/delivery.ts';
-export { identitySource } from './collect/identity.ts';
-export { formatLedger, readLedger } from './store/ledger.ts';
-export { clearQueue, openSpool, queuedFiles, spoolAt } from './store/spool.ts';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import type { EventName, EventProperties } from './cli/events.ts';
+import type { Context } from './config/context.ts';
+import type { Settings } from './config/settings.ts';
+import type { OptOut } from './consent/optout.ts';
+import type { DashboardConsent } from './dashboard/consent.ts';
+import { readText } from './collect/detect/fs.ts';
+import { detectSystem } from './collect/detect/index.ts';
+import { distinctId, identitySource } from './collect/identity.ts';
+import { SCHEMA_VERSION, toCapture, type CaptureEvent } from './collect/payload.ts';
+import { createScrubber, cut } from './collect/scrub.ts';
+import { productVersionProperties } from './collect/version.ts';
+import { deliverNew, flushOutbox, type Delivery, type FlushResult } from './deliver/delivery.ts';
+import { captureUrl } from './deliver/urls.ts';
+import { formatHistory, readHistory, recordHistory } from './store/history.ts';
+import { hasLegacyLayout, migrateLegacyLayout } from './store/migrate.ts';
+import { clearOutbox, openOutbox, outboxAt, store, waitingNames, type Outbox, type OutboxEvent } from './store/outbox.ts';
+import { chooseStateDir, stateDirCandidates, type StateDir, type Unusable } from './store/state-dir.ts';
+import { emptyState, EXECUTION_TTL_MS, MAX_EXECUTIONS, readState, updateState, type State } from './store/state.ts';
 
-const NOTICE_FILE = 'notice-shown';
+const DEFAULT_EVENTS_PER_HOUR = 10;
+/** A CLI runs many commands an hour without being in a loop: its events have a limit of their own. */
+const COMMAND_EVENTS_PER_HOUR = 600;
+const HOUR_MS = 60 * 60 * 1000;
+/** Ids this tool made (or checked to be UUIDs): the scrubber would take them for someone's. */
+const OWN_IDS = new Set(['execution_id', 'run_id']);
+/** A passwd file with more users than this is not a list of people to look for in free text. */
+const MAX_SCRUBBED_USERS = 256;
+
+interface Store {
+  stateDir: StateDir;
+  outbox: Outbox;
+}
+
+function candidates(settings: Settings, ctx: Context): string[] {
+  return stateDirCandidates({ configured: settings.stateDir, product: settings.product, env: ctx.env, tmpdir: ctx.tmpdir(), uid: ctx.uid });
+}
+
+/** The state dir this run uses, created if need be, with a 0.1 layout taken over. */
+function openStore(settings: Settings, ctx: Context): { store?: Store; refused: Unusable[] } {
+  const { stateDir, refused } = chooseStateDir(candidates(settings, ctx), ctx.uid, true);
+  if (!stateDir) return { refused };
+  const outbox = openOutbox(stateDir);
+  if (!outbox) return { refused: [...refused, { dir: stateDir.dir, reason: 'its outbox folders cannot be created' }] };
+  if (hasLegacyLayout(readdirSync(stateDir.dir))) migrateLegacyLayout(stateDir, outbox, ctx.now().getTime());
+  return { store: { stateDir, outbox }, refused };
+}
+
+/** The state dir a run would use, looked at without creating anything (dry run, status, history). */
+function peekStateDir(settings: Settings, ctx: Context): { stateDir?: StateDir; refused: Unusable[] } {
+  return chooseStateDir(candidates(settings, ctx), ctx.uid, false);
+}
 
 /**
  * Free text with this host's names, users, paths and addresses replaced by placeholders, then
@@ -43,101 +72,284 @@ function scrubbed(properties: EventProperties, settings: Settings, ctx: Context)
     .split('\n')
     .map((line) => line.split(':'))
     .filter((fields) => Number(fields[2]) >= 1000 && Number(fields[2]) < 60000)
-    .map((fields) => fields[0]);
+    .map((fields) => fields[0])
+    .slice(0, MAX_SCRUBBED_USERS);
   const userNames = [ctx.userName() ?? '', ctx.env.USER ?? '', ctx.env.LOGNAME ?? '', ctx.env.SUDO_USER ?? '', ...passwdUsers].filter((name) => name !== 'root');
   const scrubber = createScrubber(hostNames, userNames);
   const scrub = (text: string) => cut(scrubber(text));
   return Object.fromEntries(
-    Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? scrub(value) : Array.isArray(value) ? value.map(scrub) : value]),
+    Object.entries(properties).map(([key, value]) => [key, OWN_IDS.has(key) ? value : typeof value === 'string' ? scrub(value) : Array.isArray(value) ? value.map(scrub) : value]),
   );
 }
 
-/**
- * What `consent` prints for a web dashboard: the id and names the backend's own events carry, so
- * both channels count one machine once. Computed, never written: a random id not stored yet is
- * not stored by this.
- */
-export function dashboardConsent(settings: Settings, ctx: Context): DashboardConsent {
-  return {
-    enabled: true,
-    distinct_id: distinctId({ root: settings.root, product: settings.product, stateDir: settings.stateDir, persist: false, uuid: ctx.uuid, uid: ctx.uid }),
-    endpoint: captureUrl(settings.endpoint).href,
-    api_key: settings.apiKey,
-    product: settings.product,
-    product_version: productVersionProperties(settings.productVersion).product_version,
-    schema_version: SCHEMA_VERSION,
+/** System files are not ours: their values are capped like free text. */
+function capped<T extends Record<string, unknown>>(properties: T): T {
+  return Object.fromEntries(Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? cut(value) : value])) as T;
+}
+
+interface Counts {
+  queue_dropped: number;
+  suppressed_events: number;
+}
+
+interface Identity {
+  uuid: string;
+  timestamp: Date;
+}
+
+/** The id kept in the state file (made and kept on first need), or a new one shown but not kept. */
+function randomIdOf(stateDir: StateDir | undefined, ctx: Context, persist: boolean): () => string {
+  return () => {
+    const stored = stateDir && readState(stateDir).distinctId;
+    if (stored) return stored;
+    const id = ctx.uuid();
+    if (!persist || !stateDir) return id;
+    // Two first runs at once may each keep their own; the one written last stays.
+    return updateState(stateDir, (state) => ({ ...state, distinctId: state.distinctId ?? id }))?.distinctId ?? id;
   };
 }
 
-/** The counts the next event will carry, read without resetting them (dry run, status). */
-export function pendingCounts(stateDir: string): { queueDropped: number; suppressed: number } {
-  return { queueDropped: droppedCount(spoolAt(stateDir)), suppressed: peekRate(stateDir) };
-}
-
-/** The payload for `command` as it would go out now (also what `status` shows). */
-export function buildPayload(command: EventName, eventProperties: EventProperties, settings: Settings, ctx: Context, counts: { queueDropped: number; suppressed: number }): CaptureEvent {
+function buildPayload(command: string, eventProperties: EventProperties, settings: Settings, ctx: Context, counts: Counts, identity: Identity, randomId: () => string): CaptureEvent {
   const ci = ctx.ci();
   return toCapture({
     apiKey: settings.apiKey,
     event: command,
-    distinctId: distinctId({ root: settings.root, product: settings.product, stateDir: settings.stateDir, persist: !settings.dryRun, uuid: ctx.uuid, uid: ctx.uid }),
+    distinctId: distinctId(settings.root, settings.product, randomId),
     product: settings.product,
-    version: productVersionProperties(settings.productVersion),
-    system: detectSystem({ root: settings.root, env: ctx.env, platform: ctx.platform() }),
-    automation: { ci: ci.isCI, ci_name: ci.name ?? 'none', queue_dropped: counts.queueDropped, suppressed_events: counts.suppressed },
+    version: capped(productVersionProperties(settings.productVersion)),
+    system: capped(detectSystem({ root: settings.root, env: ctx.env, platform: ctx.platform() })),
+    automation: { ci: ci.isCI, ci_name: ci.name ?? 'none', ...counts },
     eventProperties: scrubbed(eventProperties, settings, ctx),
-    uuid: ctx.uuid(),
-    timestamp: ctx.now(),
+    uuid: identity.uuid,
+    timestamp: identity.timestamp,
   });
 }
 
-export async function report(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context): Promise<void> {
-  if (settings.dryRun) {
-    ctx.stdout(`${JSON.stringify(buildPayload(command, eventProperties, settings, ctx, pendingCounts(settings.stateDir)))}\n`);
-    ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${captureUrl(settings.endpoint).href}\n`);
-    return;
-  }
-  const spool = openSpool(settings.stateDir, ctx.uid);
-  const started = ctx.elapsedMs();
-  let suppressed = 0;
-  if (spool) {
-    const decision = admitEvent(settings.stateDir, command, ctx.now().getTime(), ctx.vendor.eventsPerHour ?? DEFAULT_EVENTS_PER_HOUR);
-    if (!decision.admitted) {
-      const reason = `more than ${ctx.vendor.eventsPerHour ?? DEFAULT_EVENTS_PER_HOUR} ${command} events this hour (crash-loop limit)`;
-      record(settings.stateDir, [{ time: ctx.now().toISOString(), event: command, uuid: '', outcome: 'suppressed', reason }]);
-      debug(ctx, `not sending ${command}: ${reason}`);
-      return;
-    }
-    suppressed = decision.suppressed;
-  }
-  // Events the full queue had to drop are counted on the next event created, then forgotten.
-  const queueDropped = spool ? droppedCount(spool) : 0;
-  if (spool && queueDropped > 0) setDroppedCount(spool, 0);
-  const payload = buildPayload(command, eventProperties, settings, ctx, { queueDropped, suppressed });
-  const outcome = await deliverNew({ settings, ctx, spool }, payload);
-  // After the send, not before: the TTY check loads node:tty, whose node:net the send has loaded
-  // by then (~3 ms saved on every run, most of which are not on a terminal anyway).
-  if (spool) showFirstRunNotice(settings, ctx);
-  if (spool) {
-    record(settings.stateDir, [
-      { time: payload.timestamp, event: command, uuid: payload.uuid, outcome: outcome.kind, reason: outcome.reason, status: outcome.status, duration_ms: Math.round(ctx.elapsedMs() - started) },
-    ]);
-  }
-  debug(ctx, `${command} ${payload.uuid}: ${outcome.kind} (${outcome.reason})`);
+/**
+ * What an event changes in the state besides the crash-loop limit, and the properties that
+ * change gives it: runs link a daemon's start to its stop or fatal, executions link a CLI's
+ * command-start to its end. What is not known (no start seen, an expired execution id) is left
+ * out rather than guessed.
+ */
+type StateEffect = (state: State, now: number, properties: EventProperties, newId: () => string) => { state: State; properties: EventProperties };
+
+const endRun = (ended: 'stop' | 'fatal'): StateEffect => (state, now, properties) => {
+  if (!state.run) return { state, properties };
+  const run = { ...state.run, ended: state.run.ended ?? ended };
+  return { state: { ...state, run }, properties: { ...properties, run_id: run.id, run_uptime_s: Math.max(0, Math.round((now - run.started) / 1000)) } };
+};
+
+const inRun: StateEffect = (state, _now, properties) => ({ state, properties: state.run ? { ...properties, run_id: state.run.id } : properties });
+
+/** The execution a command-end or command-action belongs to, as its command-start recorded it. */
+function execution(state: State, properties: EventProperties): EventProperties {
+  const known = state.executions[String(properties.execution_id)];
+  return known ? { command_name: known.name, command_flags: known.flags, command_env_options: known.envOptions } : {};
 }
 
+const STATE_EFFECTS: Partial<Record<EventName, StateEffect>> = {
+  start: (state, now, properties, newId) => {
+    const run = { id: newId(), started: now };
+    const previous = state.run ? (state.run.ended ?? 'unknown') : 'none';
+    return { state: { ...state, run }, properties: { ...properties, run_id: run.id, previous_run_end: previous } };
+  },
+  stop: endRun('stop'),
+  fatal: endRun('fatal'),
+  'cloud-connect-fail': inRun,
+  'cloud-deps-fail': inRun,
+  'cloud-unavailable': inRun,
+  'command-start': (state, now, properties) => {
+    const id = String(properties.execution_id);
+    const fresh = Object.entries(state.executions).filter(([, e]) => now - e.started < EXECUTION_TTL_MS && e.started <= now);
+    const kept = fresh.sort(([, a], [, b]) => b.started - a.started).slice(0, MAX_EXECUTIONS - 1);
+    const started = { name: String(properties.command_name), flags: properties.command_flags as string[], envOptions: properties.command_env_options as string[], started: now };
+    return { state: { ...state, executions: { ...Object.fromEntries(kept), [id]: started } }, properties };
+  },
+  'command-end': (state, now, properties) => {
+    const id = String(properties.execution_id);
+    const { [id]: known, ...others } = state.executions;
+    const duration: EventProperties = known && now >= known.started ? { duration_ms: now - known.started } : {};
+    return { state: { ...state, executions: others }, properties: { ...properties, ...execution(state, properties), ...duration } };
+  },
+  'command-action': (state, _now, properties) => ({ state, properties: { ...properties, command_name: execution(state, properties).command_name ?? 'unknown' } }),
+};
+
+function withRun(command: EventName, state: State, now: number, properties: EventProperties, newId: () => string) {
+  const effect = STATE_EFFECTS[command];
+  return effect ? effect(state, now, properties, newId) : { state, properties };
+}
+
+type Admission = { admitted: true; state: State; counts: Counts; properties: EventProperties } | { admitted: false; reason: string };
+
 /**
- * Once per host, the first time an event goes out and a person is watching stderr: what is
- * collected and how to say no. Never on stdout, never from a --background child.
+ * Decides and records in one state update: the crash-loop limit (at most `eventsPerHour` events
+ * of one kind per hour, a fixed window per kind; the rest are counted and the count rides on
+ * the next event created), the counts this event carries, and its run or execution.
  */
-function showFirstRunNotice(settings: Settings, ctx: Context): void {
-  const marker = path.join(settings.stateDir, NOTICE_FILE);
-  if (ctx.backgroundChild || existsSync(marker) || !ctx.stderrIsTTY()) return;
+function admit(store: Store, command: EventName, properties: EventProperties, ctx: Context): Admission {
+  const perHour = command.startsWith('command-') ? COMMAND_EVENTS_PER_HOUR : (ctx.vendor.eventsPerHour ?? DEFAULT_EVENTS_PER_HOUR);
+  const now = ctx.now().getTime();
+  let admission: Admission = { admitted: false, reason: `more than ${perHour} ${command} events this hour (crash-loop limit)` };
+  const written = updateState(store.stateDir, (before) => {
+    const linked = withRun(command, before, now, properties, ctx.uuid);
+    const state = linked.state;
+    const window = state.windows[command];
+    const current = window && now >= window.start && now - window.start < HOUR_MS ? window : { start: now, count: 0 };
+    if (current.count >= perHour) return { ...state, suppressed: state.suppressed + 1 };
+    admission = { admitted: true, state, counts: { queue_dropped: state.dropped, suppressed_events: state.suppressed }, properties: linked.properties };
+    return { ...state, windows: { ...state.windows, [command]: { start: current.start, count: current.count + 1 } }, suppressed: 0, dropped: 0 };
+  });
+  // Decided once: with nothing stored the limit could not hold, so nothing is sent.
+  return written ? admission : { admitted: false, reason: 'the state dir cannot be written (full or read-only)' };
+}
+
+function delivery(settings: Settings, ctx: Context, { stateDir, outbox }: Store): Delivery {
+  const randomId = randomIdOf(stateDir, ctx, true);
+  return {
+    settings,
+    ctx,
+    stateDir,
+    outbox,
+    complete: ({ collect, event, properties, uuid, timestamp, ...rest }) => {
+      const counts = { queue_dropped: Number(properties.queue_dropped) || 0, suppressed_events: Number(properties.suppressed_events) || 0 };
+      const own = Object.fromEntries(Object.entries(properties).filter(([key]) => key !== 'queue_dropped' && key !== 'suppressed_events')) as EventProperties;
+      const eventSettings = { ...settings, productVersion: collect?.product_version, root: collect?.root ?? settings.root };
+      return { ...rest, ...buildPayload(event, own, eventSettings, ctx, counts, { uuid, timestamp: new Date(timestamp) }, randomId) };
+    },
+  };
+}
+
+/** The first-run notice, once per state dir: what is collected and how to say no. Never on stdout. */
+function showNotice(store: Store, settings: Settings, ctx: Context): void {
+  if (!settings.showNotice && (ctx.backgroundChild || !ctx.stderrIsTTY())) return;
+  if (readState(store.stateDir).noticeShown) return;
+  const advice = ctx.optOutAdvice;
   ctx.stderr(
     `${settings.product} sends anonymous usage statistics: OS, kernel, architecture, virtualization and\n` +
       `container type, product version, and start/stop/crash events. Never host names, users, paths or\n` +
-      `addresses. Opt out with DO_NOT_TRACK=1, or: anonymous-statistics disable. See --dry-run for the data.\n`,
+      `addresses. Opt out with ${advice.variable}, or: ${advice.command}. See --dry-run for the data.\n`,
   );
   // Not writable: the notice may show again, which errs on the side of telling.
-  writeQuietly(marker, `${ctx.now().toISOString()}\n`);
+  updateState(store.stateDir, (state) => ({ ...state, noticeShown: ctx.now().toISOString() }));
+}
+
+/** `childArgs`: the command line the --background child runs. */
+export async function report(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, childArgs: readonly string[]): Promise<void> {
+  const identity = { uuid: ctx.uuid(), timestamp: ctx.now() };
+  if (settings.dryRun) return printDryRun(command, eventProperties, settings, optOut, ctx, identity);
+  const { store: opened, refused } = openStore(settings, ctx);
+  if (!opened) {
+    ctx.debug(`not sending ${command}: no usable state dir (${refused.map((r) => `${r.dir} ${r.reason}`).join('; ')})`);
+    return;
+  }
+  const admission = admit(opened, command, eventProperties, ctx);
+  if (!admission.admitted) {
+    recordHistory(opened.stateDir, [{ time: identity.timestamp.toISOString(), event: command, uuid: identity.uuid, outcome: 'suppressed', reason: admission.reason }]);
+    ctx.debug(`not sending ${command}: ${admission.reason}`);
+    return;
+  }
+  if (settings.background) return storeForBackground(opened, command, admission, settings, ctx, identity, childArgs);
+  const payload = buildPayload(command, admission.properties, settings, ctx, admission.counts, identity, randomIdOf(opened.stateDir, ctx, true));
+  const outcome = await deliverNew(delivery(settings, ctx, opened), payload, admission.state);
+  showNotice(opened, settings, ctx);
+  ctx.debug(`${command} ${payload.uuid}: ${outcome.kind} (${outcome.reason})`);
+}
+
+/**
+ * --background: the event is made durable before the caller is let go, unfinished (what is
+ * collected comes when it is sent, by the detached child or any later run), so a child killed
+ * by a service manager's stop only delays it.
+ */
+function storeForBackground(opened: Store, command: EventName, admission: Extract<Admission, { admitted: true }>, settings: Settings, ctx: Context, identity: Identity, childArgs: readonly string[]): void {
+  const event: OutboxEvent = {
+    api_key: settings.apiKey,
+    event: command,
+    uuid: identity.uuid,
+    timestamp: identity.timestamp.toISOString(),
+    properties: { ...admission.properties, ...admission.counts },
+    collect: { root: settings.root, ...(settings.productVersion === undefined ? {} : { product_version: settings.productVersion }) },
+  };
+  try {
+    store(opened.outbox, event);
+  } catch (error) {
+    ctx.debug(`not sending ${command}: it could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    return;
+  }
+  recordHistory(opened.stateDir, [{ time: event.timestamp, event: command, uuid: event.uuid, outcome: 'queued', reason: 'stored for the background sender' }]);
+  showNotice(opened, settings, ctx);
+  try {
+    ctx.spawnDetached(childArgs);
+  } catch (error) {
+    // EAGAIN under a process limit, say: the event waits in the outbox for the next run.
+    ctx.debug(`${command} ${identity.uuid} waits in the outbox: ${(error as Error).message}`);
+  }
+}
+
+/** The --background child: sends what waits, as any later run would. */
+export async function sendWaiting(settings: Settings, ctx: Context): Promise<void> {
+  const { store: opened } = openStore(settings, ctx);
+  if (opened) await flushOutbox(delivery(settings, ctx, opened), { manual: false });
+}
+
+function printDryRun(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, identity: Identity): void {
+  const { stateDir } = peekStateDir(settings, ctx);
+  const state = stateDir ? readState(stateDir) : undefined;
+  const linked = withRun(command, state ?? emptyState(), identity.timestamp.getTime(), eventProperties, ctx.uuid);
+  const counts = { queue_dropped: state?.dropped ?? 0, suppressed_events: state?.suppressed ?? 0 };
+  ctx.stdout(`${JSON.stringify(buildPayload(command, linked.properties, settings, ctx, counts, identity, randomIdOf(stateDir, ctx, false)))}\n`);
+  ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${captureUrl(settings.endpoint).href}\n`);
+}
+
+export async function flush(settings: Settings, ctx: Context): Promise<FlushResult & { refused: Unusable[] }> {
+  const { store: opened, refused } = openStore(settings, ctx);
+  if (!opened) return { sent: 0, dropped: 0, remaining: 0, corrupt: 0, error: 'no usable state dir', refused };
+  return { ...(await flushOutbox(delivery(settings, ctx, opened), { manual: true })), refused };
+}
+
+/** Consent withdrawn covers what was collected but not yet sent. */
+export function clearWaiting(settings: Settings, ctx: Context): number {
+  const { stateDir } = peekStateDir(settings, ctx);
+  if (!stateDir) return 0;
+  updateState(stateDir, (state) => ({ ...state, dropped: 0 }));
+  return clearOutbox(outboxAt(stateDir));
+}
+
+export function history(settings: Settings, ctx: Context, json: boolean): string {
+  const { stateDir } = peekStateDir(settings, ctx);
+  const entries = stateDir ? readHistory(stateDir) : [];
+  return json ? `${JSON.stringify(entries, null, 2)}\n` : formatHistory(entries);
+}
+
+/** What status reports of the state dir and of what a `start` would carry now; nothing is written. */
+export function describeState(settings: Settings, ctx: Context) {
+  const { stateDir, refused } = peekStateDir(settings, ctx);
+  const state = stateDir ? readState(stateDir) : undefined;
+  const counts = { queue_dropped: state?.dropped ?? 0, suppressed_events: state?.suppressed ?? 0 };
+  const { properties } = buildPayload('start', {}, settings, ctx, counts, { uuid: ctx.uuid(), timestamp: ctx.now() }, randomIdOf(stateDir, ctx, false));
+  return {
+    endpoint: captureUrl(settings.endpoint).href,
+    machine_id: identitySource(settings.root, path.join(stateDir?.dir ?? settings.stateDir, 'state.json')),
+    state_dir: stateDir?.dir ?? null,
+    unusable_state_dirs: refused,
+    queued_events: stateDir ? waitingNames(outboxAt(stateDir)).length : 0,
+    properties,
+  };
+}
+
+/**
+ * What `consent` prints for a web dashboard: the id and names the backend's own events carry, so
+ * both channels count one machine once. Computed, never written: a random id not yet kept is
+ * not kept by this either.
+ */
+export function dashboardConsent(settings: Settings, ctx: Context): DashboardConsent {
+  const { stateDir } = peekStateDir(settings, ctx);
+  return {
+    enabled: true,
+    distinct_id: distinctId(settings.root, settings.product, randomIdOf(stateDir, ctx, false)),
+    endpoint: captureUrl(settings.endpoint).href,
+    api_key: settings.apiKey,
+    product: settings.product,
+    product_version: capped(productVersionProperties(settings.productVersion)).product_version,
+    schema_version: SCHEMA_VERSION,
+  };
 }

@@ -1,10 +1,13 @@
-import { HELP, parseInvocation, type Invocation } from './cli/parse.ts';
+import { helpText } from './cli/help.ts';
+import { parseInvocation, type Invocation } from './cli/parse.ts';
 import { disableTelemetry, enableTelemetry } from './consent/marker.ts';
-import { debug, PROGRAM, type Context } from './config/context.ts';
+import type { Context } from './config/context.ts';
+import { readInstallSettings } from './config/install.ts';
 import { CommandError, UsageError } from './errors.ts';
 import { buildEventProperties, type EventName } from './cli/events.ts';
-import { markerPath, optOuts, type OptOut } from './consent/optout.ts';
-import { captureUrl, resolveSettings, type OptionValues } from './config/settings.ts';
+import { markerPath, optOutAdvice, optOuts, type OptOut, type OptOutAdvice } from './consent/optout.ts';
+import { commandName } from './config/vendor.ts';
+import { resolveSettings, type OptionValues, type Settings } from './config/settings.ts';
 
 /** Past the budget, the deadline ends the process this much later at the latest. */
 const DEADLINE_GRACE_MS = 50;
@@ -12,15 +15,16 @@ const DEADLINE_GRACE_MS = 50;
 /** Runs one command line; resolves with the exit code. Never throws. */
 export async function main(argv: readonly string[], ctx: Context): Promise<number> {
   let invocation: Invocation | undefined;
+  const command = commandName(ctx.vendor);
   try {
-    invocation = parseInvocation(argv);
+    invocation = parseInvocation(argv, ctx.vendor.optOutFlag);
     return await run(invocation, argv, ctx);
   } catch (error) {
     if (error instanceof UsageError) {
-      ctx.stderr(`${PROGRAM}: ${error.message} (see ${PROGRAM} --help)\n`);
+      ctx.stderr(`${command}: ${error.message} (see ${command} --help)\n`);
       return 2;
     }
-    ctx.stderr(`${PROGRAM}: ${error instanceof CommandError ? error.message : describeUnexpected(error, ctx)}\n`);
+    ctx.stderr(`${command}: ${error instanceof CommandError ? error.message : describeUnexpected(error, ctx)}\n`);
     // A bug of ours must never fail the daemon or installer that reported an event.
     return invocation?.kind === 'event' ? 0 : 1;
   }
@@ -34,7 +38,7 @@ function describeUnexpected(error: unknown, ctx: Context): string {
 async function run(invocation: Invocation, argv: readonly string[], ctx: Context): Promise<number> {
   switch (invocation.kind) {
     case 'help':
-      ctx.stdout(HELP);
+      ctx.stdout(helpText(ctx.vendor));
       return 0;
     case 'version':
       ctx.stdout(`${ctx.toolVersion}\n`);
@@ -46,23 +50,33 @@ async function run(invocation: Invocation, argv: readonly string[], ctx: Context
   }
 }
 
+function settingsOf(values: OptionValues, ctx: Context): Settings {
+  return resolveSettings(values, ctx.env, ctx.vendor, readInstallSettings(ctx.scriptPath));
+}
+
+function activeOptOuts(settings: Settings, ctx: Context, first = false): OptOut[] {
+  return optOuts(settings, ctx.env, first);
+}
+
 async function reportEvent(command: EventName, values: OptionValues, argv: readonly string[], ctx: Context): Promise<number> {
   // Every check of the input comes first and is pure: a usage error sends and writes nothing.
-  const settings = resolveSettings(values, ctx.env, ctx.vendor);
+  const settings = settingsOf(values, ctx);
   const eventProperties = buildEventProperties(command, values);
-  const [optOut] = optOuts(settings.disableFlag, ctx.env, settings.configDir, true);
-  if (optOut && !settings.dryRun) {
-    debug(ctx, `not sending ${command}: ${optOut.detail}`);
-    return 0;
+  if (command === 'command-start') {
+    // Printed whether or not telemetry is on, so a CLI needs no branch: ID=$(... command-start ...).
+    eventProperties.execution_id = ctx.uuid();
+    if (!settings.dryRun) ctx.stdout(`${eventProperties.execution_id}\n`);
   }
-  if (settings.background && !settings.dryRun) {
-    // The same command line without --background, in a detached child: the caller returns now.
-    ctx.spawnDetached(argv.filter((arg) => arg !== '--background'));
+  const [optOut] = activeOptOuts(settings, ctx, true);
+  if (optOut && !settings.dryRun) {
+    ctx.debug(`not sending ${command}: ${optOut.detail}`);
     return 0;
   }
   ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
-  const { report } = await import('./reporter.ts');
-  await report(command, eventProperties, settings, optOut, ctx);
+  const reporter = await import('./reporter.ts');
+  if (ctx.backgroundChild) await reporter.sendWaiting(settings, ctx);
+  // The detached child runs the same command line without --background.
+  else await reporter.report(command, eventProperties, settings, optOut, ctx, argv.filter((arg) => arg !== '--background'));
   return 0;
 }
 
@@ -70,67 +84,57 @@ type Management = (values: OptionValues, ctx: Context) => number | Promise<numbe
 
 const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'], Management> = {
   async status(values, ctx) {
-    const settings = resolveSettings(values, ctx.env, ctx.vendor);
-    const active = optOuts(settings.disableFlag, ctx.env, settings.configDir);
-    const { queuedFiles, spoolAt, buildPayload, identitySource, pendingCounts } = await import('./reporter.ts');
-    // What a `start` would carry right now: built as a dry run builds it, nothing written.
-    const { properties } = buildPayload('start', {}, { ...settings, dryRun: true }, ctx, pendingCounts(settings.stateDir));
-    const report = {
+    const settings = settingsOf(values, ctx);
+    const active = activeOptOuts(settings, ctx);
+    const { describeState } = await import('./reporter.ts');
+    const report: StatusReport = {
       telemetry: active.length === 0 ? 'on' : 'off',
       enabled: active.length === 0,
       opt_outs: active,
       marker_file: markerPath(settings.configDir),
-      endpoint: captureUrl(settings.endpoint).href,
-      machine_id: identitySource(settings.root, settings.stateDir),
-      state_dir: settings.stateDir,
-      queued_events: queuedFiles(spoolAt(settings.stateDir)).length,
+      install_settings: settings.installFile ?? null,
       log_file: settings.logFile ?? null,
       product: settings.product,
-      properties,
+      ...describeState(settings, ctx),
     };
-    ctx.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+    ctx.stdout(values.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report, optOutAdvice(ctx.vendor)));
     return 0;
   },
   async disable(values, ctx) {
-    const settings = resolveSettings(values, ctx.env, ctx.vendor);
+    const settings = settingsOf(values, ctx);
     const marker = disableTelemetry(settings.configDir);
-    // Consent withdrawn covers what was collected but not yet sent.
-    const { openSpool, clearQueue } = await import('./reporter.ts');
-    const spool = openSpool(settings.stateDir, ctx.uid);
-    const cleared = spool ? clearQueue(spool) : 0;
+    const { clearWaiting } = await import('./reporter.ts');
+    const cleared = clearWaiting(settings, ctx);
     ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${cleared} queued events` : ''}\n`);
     return 0;
   },
   enable(values, ctx) {
-    const settings = resolveSettings(values, ctx.env, ctx.vendor);
+    const settings = settingsOf(values, ctx);
     const marker = enableTelemetry(settings.configDir);
-    const remaining = optOuts(false, ctx.env, settings.configDir);
+    const remaining = activeOptOuts({ ...settings, disableFlag: undefined }, ctx);
     ctx.stdout(`removed ${marker}\n`);
     if (remaining.length > 0) ctx.stdout(`telemetry stays off: ${remaining.map((o) => o.detail).join('; ')}\n`);
     return 0;
   },
   async flush(values, ctx) {
-    const settings = resolveSettings(values, ctx.env, ctx.vendor);
-    const [optOut] = optOuts(settings.disableFlag, ctx.env, settings.configDir, true);
+    const settings = settingsOf(values, ctx);
+    const [optOut] = activeOptOuts(settings, ctx, true);
     if (optOut) {
-      ctx.stderr(`${PROGRAM}: telemetry is off (${optOut.detail}); nothing was sent\n`);
+      ctx.stderr(`${commandName(ctx.vendor)}: telemetry is off (${optOut.detail}); nothing was sent\n`);
       return 0;
     }
-    const { flushQueue, openSpool } = await import('./reporter.ts');
-    const result = await flushQueue({ settings, ctx, spool: openSpool(settings.stateDir, ctx.uid) });
-    if (result.locked) {
-      ctx.stdout('another run is sending the queue right now\n');
-      return 0;
-    }
+    ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
+    const { flush } = await import('./reporter.ts');
+    const result = await flush(settings, ctx);
     const corrupt = result.corrupt > 0 ? `, ${result.corrupt} corrupt files set aside` : '';
     ctx.stdout(`sent ${result.sent} queued events, dropped ${result.dropped} the receiver refused${corrupt}; ${result.remaining} still queued\n`);
-    if (result.error !== undefined || result.remaining > 0) throw new CommandError(`${result.remaining} events still queued: ${result.error ?? 'the time budget ran out'}`);
+    if (result.error !== undefined) throw new CommandError(`${result.remaining} events still queued: ${result.error}`);
     return 0;
   },
   async consent(values, ctx) {
-    const settings = resolveSettings(values, ctx.env, ctx.vendor);
+    const settings = settingsOf(values, ctx);
     // Before anything is read: an opted-out host computes no id for its dashboard either.
-    if (optOuts(settings.disableFlag, ctx.env, settings.configDir, true).length > 0) {
+    if (activeOptOuts(settings, ctx, true).length > 0) {
       ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);
       return 0;
     }
@@ -139,10 +143,9 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     return 0;
   },
   async history(values, ctx) {
-    const settings = resolveSettings(values, ctx.env, ctx.vendor);
-    const { readLedger, formatLedger } = await import('./reporter.ts');
-    const entries = readLedger(settings.stateDir);
-    ctx.stdout(values.json ? `${JSON.stringify(entries, null, 2)}\n` : formatLedger(entries));
+    const settings = settingsOf(values, ctx);
+    const { history } = await import('./reporter.ts');
+    ctx.stdout(history(settings, ctx, values.json === true));
     return 0;
   },
 };
@@ -152,24 +155,26 @@ interface StatusReport {
   enabled: boolean;
   opt_outs: OptOut[];
   marker_file: string;
+  install_settings: string | null;
   endpoint: string;
   machine_id: string;
-  state_dir: string;
+  state_dir: string | null;
+  unusable_state_dirs: { dir: string; reason: string }[];
   queued_events: number;
   log_file: string | null;
   product: string;
   properties: Record<string, unknown>;
 }
 
-function formatStatus(report: StatusReport): string {
+function formatStatus(report: StatusReport, advice: OptOutAdvice): string {
   const lines = [`telemetry: ${report.telemetry}`];
   for (const optOut of report.opt_outs) lines.push(`  off because ${optOut.detail}`);
-  if (report.opt_outs.length === 0) lines.push(`  to turn it off: DO_NOT_TRACK=1, --disable-telemetry, or \`${PROGRAM} disable\` (creates ${report.marker_file})`);
+  if (report.opt_outs.length === 0) lines.push(`  to turn it off: ${advice.variable}, ${advice.flag}, or \`${advice.command}\` (creates ${report.marker_file})`);
+  lines.push(`product: ${report.product}`, `endpoint: ${report.endpoint}`, `machine id: ${report.machine_id}`);
+  if (report.install_settings) lines.push(`installer's settings: ${report.install_settings}`);
+  for (const unusable of report.unusable_state_dirs) lines.push(`state dir ${unusable.dir} is unusable: it ${unusable.reason}`);
   lines.push(
-    `product: ${report.product}`,
-    `endpoint: ${report.endpoint}`,
-    `machine id: ${report.machine_id}`,
-    `state dir: ${report.state_dir} (${report.queued_events} events queued)`,
+    report.state_dir === null ? 'state dir: none usable, so events are not sent (the crash-loop limit could not hold)' : `state dir: ${report.state_dir} (${report.queued_events} events queued)`,
     `log file: ${report.log_file ?? 'none (--log-file or TELEMETRY_LOG_FILE to keep one)'}`,
     `${report.telemetry === 'on' ? 'an event sends now' : 'an event would send, if telemetry were on'} these properties (plus its own):`,
     ...Object.entries(report.properties).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`),

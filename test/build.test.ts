@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { build, dashboardOutfile, DEFAULT_OUTFILE } from '../scripts/build.ts';
 import { runBundle, tempDir } from './helpers.ts';
+import { validateVendorConfig } from '../src/config/vendor.ts';
+import { optionNames } from '../src/cli/parse.ts';
 import { execFile } from 'node:child_process';
 
 test('the committed dist/anonymous-statistics.js and its dashboard module are exactly what a fresh build of src/ produces', async (t) => {
@@ -34,6 +36,14 @@ test('the dashboard module is one small ES module that imports nothing and does 
 test('the bundle is one self-contained file: a shebang and no require of node_modules', () => {
   const bundle = readFileSync(DEFAULT_OUTFILE, 'utf8');
   assert.ok(bundle.startsWith('#!/usr/bin/env node\n'));
+  // The banner an installer reads with sed (test/flavour.test.ts runs sed on a vendor's build).
+  assert.ok(
+    bundle.startsWith(
+      '#!/usr/bin/env node\n// product: example-daemon\n// config-dir: /etc/example-daemon\n// state-dir: /var/lib/example-daemon\n' +
+        '// command: anonymous-statistics\n// opt-out-env:\n// opt-out-flag:\n"use strict";',
+    ),
+    bundle.slice(0, 300),
+  );
   const required = [...bundle.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]);
   assert.ok(required.length > 0);
   for (const name of required) assert.match(name, /^node:|^(fs|path|os|net|tls|http|https|http2|crypto|util|stream|events|buffer|zlib|url|assert|dns|async_hooks|worker_threads|perf_hooks|querystring|string_decoder|diagnostics_channel|console|util\/types|stream\/web|timers|child_process|sqlite)$/, name);
@@ -58,17 +68,49 @@ test('a vendor flavour bakes its product, endpoint, API key and dirs into the fi
 
 test('a bad vendor file is a build error naming the file and the field', async (t) => {
   const dir = tempDir(t);
+  const ok = { product: 'x', endpoint: 'https://ok.test', apiKey: 'k', configDir: '/c', stateDir: '/s' };
   const cases: [unknown, RegExp][] = [
-    [{ product: 'x', endpoint: 'http://insecure.test', apiKey: 'k', configDir: '/c', stateDir: '/s' }, /"endpoint" must use https:/],
-    [{ product: 'x', endpoint: 'https://ok.test', apiKey: 'k', configDir: 'relative', stateDir: '/s' }, /"configDir" must be an absolute path/],
-    [{ product: 'x', endpoint: 'https://ok.test', configDir: '/c', stateDir: '/s' }, /"apiKey" must be a non-empty string/],
-    [{ product: 'x', endpoint: 'https://ok.test', apiKey: 'k', configDir: '/c', stateDir: '/s', extra: 1 }, /unknown field "extra"/],
+    [{ ...ok, endpoint: 'http://insecure.test' }, /: "endpoint" uses http: for a non-loopback host "insecure.test"; use https:/],
+    [{ ...ok, endpoint: 'ftp://127.0.0.1' }, /: "endpoint" must be an https: URL, got "ftp:"/],
+    [{ ...ok, endpoint: 'not a url' }, /: "endpoint" is not a valid URL/],
+    [{ ...ok, configDir: 'relative' }, /"configDir" must be an absolute path/],
+    [{ ...ok, stateDir: '/var/lib/x\n// product: evil' }, /"stateDir" must not hold control characters or line breaks/],
+    [{ ...ok, apiKey: undefined }, /"apiKey" must be a non-empty string/],
+    [{ ...ok, extra: 1 }, /unknown field "extra"/],
+    [{ ...ok, commandName: 'acme; rm -rf /' }, /"commandName" must be a command such as "acme"/],
+    [{ ...ok, commandName: '' }, /"commandName" must be a command/],
+    [{ ...ok, commandName: 7 }, /"commandName" must be a command/],
+    [{ ...ok, optOutEnv: ['ACME_OFF'] }, /"optOutEnv" must be an object/],
+    [{ ...ok, optOutEnv: { 'ACME-OFF': 'any' } }, /"optOutEnv" key "ACME-OFF" is not an environment variable name/],
+    [{ ...ok, optOutEnv: { '1ACME': 'any' } }, /"optOutEnv" key "1ACME" is not an environment variable name/],
+    [{ ...ok, optOutEnv: { ACME_TELEMETRY: '1' } }, /"optOutEnv" ACME_TELEMETRY must be "any" .* or "0" .*, got "1"/],
+    [{ ...ok, optOutEnv: { DO_NOT_TRACK: '0' } }, /"optOutEnv" key DO_NOT_TRACK is already an opt-out/],
+    [{ ...ok, optOutEnv: { TELEMETRY_ENDPOINT: 'any' } }, /"optOutEnv" key TELEMETRY_ENDPOINT is one of the tool's own variables/],
+    [{ ...ok, optOutFlag: 'disable-analytics' }, /"optOutFlag" must be a long option such as "--disable-analytics"/],
+    [{ ...ok, optOutFlag: '--Disable_Analytics' }, /"optOutFlag" must be a long option/],
+    [{ ...ok, optOutFlag: '--config-dir' }, /"optOutFlag" --config-dir is already an option of the tool/],
+    [{ ...ok, optOutFlag: '--help' }, /"optOutFlag" --help is already an option of the tool/],
+    [{ ...ok, optOutFlag: '--line' }, /"optOutFlag" --line is already an option of the tool/],
   ];
   for (const [content, message] of cases) {
     const vendorFile = path.join(dir, 'bad.json');
     writeFileSync(vendorFile, JSON.stringify(content));
-    await assert.rejects(build({ vendorFile, outfile: path.join(dir, 'bad.js') }), (error: Error) => error.message.startsWith(vendorFile) && message.test(error.message));
+    await assert.rejects(build({ vendorFile, outfile: path.join(dir, 'bad.js') }), (error: Error) => {
+      assert.ok(error.message.startsWith(`${vendorFile}: `) && message.test(error.message) && !error.message.includes('\n'), `${JSON.stringify(content)}: ${error.message}`);
+      return true;
+    });
+    assert.equal(existsSync(path.join(dir, 'bad.js')), false, 'a rejected vendor file produced output');
   }
   writeFileSync(path.join(dir, 'broken.json'), '{ not json');
   await assert.rejects(build({ vendorFile: path.join(dir, 'broken.json'), outfile: path.join(dir, 'bad.js') }), /not valid JSON/);
+});
+
+test('a vendor file may name a loopback http: endpoint, as --endpoint may, to try a flavour against npm run endpoint', () => {
+  const local = (endpoint: string) => ({ product: 'acme-agent', endpoint, apiKey: 'phc_local', configDir: '/etc/acme', stateDir: '/var/lib/acme' });
+  for (const endpoint of ['http://127.0.0.1:8765', 'http://localhost:8765', 'http://[::1]:8765']) {
+    assert.equal(validateVendorConfig(local(endpoint), 'local.json', optionNames()).endpoint, endpoint);
+  }
+  for (const endpoint of ['http://127.0.0.1.nip.io', 'http://10.0.0.1:8765']) {
+    assert.throws(() => validateVendorConfig(local(endpoint), 'local.json', optionNames()), /^Error: local\.json: "endpoint" uses http: for a non-loopback host/);
+  }
 });

@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { parseInvocation } from '../src/cli/parse.ts';
 import { UsageError } from '../src/errors.ts';
-import { buildEventProperties, cut, MAX_TEXT_LENGTH } from '../src/cli/events.ts';
+import { buildEventProperties } from '../src/cli/events.ts';
+import { cut, MAX_TEXT_LENGTH } from '../src/collect/scrub.ts';
 
 const usage = (pattern: RegExp) => (error: unknown) => error instanceof UsageError && pattern.test(error.message);
 
@@ -73,4 +74,14 @@ test('over-long text is cut to the documented length on a code point boundary', 
   const cutText = cut(long);
   assert.equal(Array.from(cutText).length, MAX_TEXT_LENGTH);
   assert.ok(cutText.endsWith('😀x'));
+});
+
+test('a string option takes the next argument as its value, even one that begins with "-"', () => {
+  const fatal = parseInvocation(['fatal', '--process', 'd', '--thread', 'MAIN', '--message', '-12 ENOMEM', '--line', '7']);
+  assert.deepEqual(fatal.kind === 'event' && fatal.values, { process: 'd', thread: 'MAIN', message: '-12 ENOMEM', line: '7' });
+  const codes = parseInvocation(['cloud-connect-fail', '--code', '-1', '--code=--x']);
+  assert.deepEqual(codes.kind === 'event' && codes.values.code, ['-1', '--x']);
+  assert.deepEqual(parseInvocation(['ACLK_CONN_FAIL', '-1', '-connection refused']), { kind: 'event', command: 'cloud-connect-fail', values: { code: ['-1'], message: '-connection refused' } });
+  assert.throws(() => parseInvocation(['stop', '--dry-run=yes']), usage(/--dry-run takes no value/));
+  assert.throws(() => parseInvocation(['start', '-x']), usage(/unknown option "-x"/));
 });

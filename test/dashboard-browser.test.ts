@@ -6,7 +6,8 @@ import { after, before, describe, it, test, type TestContext } from 'node:test';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { startEndpoint, type Endpoint } from '../scripts/endpoint.ts';
 import { BARRIER_PATH, BLANK_PATH, dashboardPage, MODULE_PATH, startPageServer, type PageOptions, type PageServer } from '../scripts/dashboard-page.ts';
-import { endpoint, makeRoot, runBundle, tempDir } from './helpers.ts';
+import { dashboardOutfile } from '../scripts/build.ts';
+import { BUNDLE, endpoint, makeRoot, runBundle, tempDir } from './helpers.ts';
 
 /**
  * The dashboard channel in a real browser: Debian's Chromium, driven by playwright-core, loads
@@ -17,6 +18,8 @@ import { endpoint, makeRoot, runBundle, tempDir } from './helpers.ts';
  */
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** The module built beside the CLI file under test, from the current src/. */
+const MODULE_FILE = dashboardOutfile(BUNDLE);
 const IN_CI = Boolean(process.env.CI) && process.env.CI !== 'false';
 const missing = existsSync(CHROMIUM) ? undefined : `no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH)`;
 
@@ -59,7 +62,7 @@ describe('the dashboard module in headless Chromium', { skip: missing !== undefi
   before(async () => {
     workDir = mkdtempSync(path.join(os.tmpdir(), 'anon-stats-browser-'));
     netLog = path.join(workDir, 'netlog.json');
-    pages = await startPageServer();
+    pages = await startPageServer(MODULE_FILE);
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: chromiumArgs(netLog) });
   });
   after(async () => {
@@ -392,7 +395,7 @@ describe('the dashboard module in headless Chromium', { skip: missing !== undefi
     writeFileSync(path.join(profile, 'Default', 'Preferences'), JSON.stringify({ enable_do_not_track: true }));
     const dntLog = path.join(profile, '..', 'netlog.json');
     const context = await chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: chromiumArgs(dntLog) });
-    const dntPages = await startPageServer();
+    const dntPages = await startPageServer(MODULE_FILE);
     t.after(() => dntPages.close());
     const server = await endpoint(t);
     try {

@@ -4,7 +4,6 @@ import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import type { Behavior } from '../scripts/endpoint.ts';
 import { BUNDLE, endpoint, listTree, makeRoot, NODE_UNDER_TEST, PROJECT_DIR, runBundle, tempDir, trapViolations } from './helpers.ts';
-import { startProxy } from './proxy-server.ts';
 
 /** The built file against a real server on 127.0.0.1 that misbehaves in every way we know. */
 
@@ -25,7 +24,7 @@ function setup(t: TestContext) {
 }
 
 function queuedEvents(state: string): Record<string, any>[] {
-  const dir = path.join(state, 'queue');
+  const dir = path.join(state, 'outbox', 'new');
   if (!existsSync(dir)) return [];
   return readdirSync(dir)
     .filter((name) => name.endsWith('.json'))
@@ -276,41 +275,6 @@ test('--background still rejects bad input in the caller, and starts nothing whe
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(server.requests.length, 0);
   assert.deepEqual(listTree(base).filter((f) => !f.startsWith('anon-stats')), []);
-});
-
-test('HTTPS_PROXY: an https event goes through the proxy with CONNECT, certificate still verified', async (t) => {
-  const server = await endpoint(t, { kind: 'accept' }, { tls: TLS });
-  const proxy = await startProxy();
-  t.after(() => proxy.close());
-  const { args } = setup(t);
-  const result = await runBundle(['start', ...args(server.url)], { HTTPS_PROXY: proxy.url, NODE_EXTRA_CA_CERTS: CA_FILE });
-  assert.equal(result.code, 0, result.stderr);
-  assert.deepEqual(proxy.seen, [`CONNECT ${new URL(server.url).host}`]);
-  assert.equal(server.events().length, 1);
-});
-
-test('NO_PROXY bypasses the proxy, as curl does', async (t) => {
-  const server = await endpoint(t, { kind: 'accept' }, { tls: TLS });
-  const proxy = await startProxy();
-  t.after(() => proxy.close());
-  const { args } = setup(t);
-  for (const noProxy of ['127.0.0.1', '*', 'localhost,127.0.0.0/8']) {
-    await runBundle(['start', ...args(server.url)], { https_proxy: proxy.url, NO_PROXY: noProxy, NODE_EXTRA_CA_CERTS: CA_FILE });
-  }
-  assert.deepEqual(proxy.seen, []);
-  assert.equal(server.events().length, 3);
-});
-
-test('http_proxy carries a plain-http event; uppercase HTTP_PROXY is ignored for http, as curl does', async (t) => {
-  const server = await endpoint(t);
-  const proxy = await startProxy();
-  t.after(() => proxy.close());
-  const { args } = setup(t);
-  await runBundle(['start', ...args(server.url)], { HTTP_PROXY: proxy.url });
-  assert.deepEqual(proxy.seen, []);
-  await runBundle(['start', ...args(server.url)], { http_proxy: proxy.url });
-  assert.deepEqual(proxy.seen, [`POST ${server.url}/capture/`]);
-  assert.equal(server.events().length, 2);
 });
 
 test('a run killed mid-send (kill -9) leaves its event on disk; it is queued once abandoned and then delivered', async (t) => {

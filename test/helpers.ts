@@ -7,7 +7,11 @@ import type { Context } from '../src/config/context.ts';
 import { startEndpoint, type Behavior, type Endpoint, type EndpointOptions } from '../scripts/endpoint.ts';
 
 export const PROJECT_DIR = path.resolve(__dirname, '..');
-export const BUNDLE = path.join(PROJECT_DIR, 'dist/anonymous-statistics.js');
+/**
+ * The file the tests run: built from the current src/ once, before the suites (npm's pretest),
+ * so a test never runs a stale dist/. test/build.test.ts checks the committed dist/ separately.
+ */
+export const BUNDLE = process.env.TEST_BUNDLE ?? path.join(PROJECT_DIR, '.cache/test/anonymous-statistics.js');
 /** The Node.js that runs the built file: TEST_NODE when scripts/test-node-versions.ts sets it. */
 export const NODE_UNDER_TEST = process.env.TEST_NODE ?? process.execPath;
 const TRAP = path.join(PROJECT_DIR, 'test/no-remote-trap.cjs');
@@ -66,10 +70,15 @@ export interface CliResult {
  * HOME or TELEMETRY_* surprises) and the loopback-only trap preloaded.
  */
 export function runBundle(args: string[], env: Record<string, string> = {}, node = NODE_UNDER_TEST): Promise<CliResult> {
+  return runBuilt(BUNDLE, args, env, node);
+}
+
+/** runBundle for another build of the tool, such as a vendor flavour a test built. */
+export function runBuilt(file: string, args: string[], env: Record<string, string> = {}, node = NODE_UNDER_TEST): Promise<CliResult> {
   const started = performance.now();
   const fullEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${TRAP}`, TRAP_LOG, ...env };
   return new Promise((resolve) => {
-    execFile(node, [BUNDLE, ...args], { env: fullEnv, timeout: 20000, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
+    execFile(node, [file, ...args], { env: fullEnv, timeout: 20000, maxBuffer: 1 << 24 }, (error, stdout, stderr) => {
       const code = error ? (typeof error.code === 'number' ? error.code : -1) : 0;
       resolve({ code, stdout, stderr, ms: performance.now() - started });
     });
@@ -90,6 +99,8 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     stderr: (text) => void err.push(text),
     platform: () => ({ type: 'Linux', release: '6.1.0-test', machine: 'x86_64' }),
     vendor: { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/nonexistent/config', stateDir: '/nonexistent/state' },
+    commandName: 'anonymous-statistics',
+    optOutAdvice: { variable: 'DO_NOT_TRACK=1', flag: '--disable-telemetry', command: 'anonymous-statistics disable' },
     toolVersion: 'test',
     armDeadline: () => undefined,
     atDeadline: () => undefined,
@@ -104,6 +115,9 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     hostName: () => 'test-host-name',
     userName: () => 'test-user-name',
     ci: () => ({ isCI: false, name: null }),
+    debug: () => undefined,
+    tmpdir: () => '/nonexistent/tmp',
+    scriptPath: undefined,
     out,
     err,
     ...overrides,

@@ -1,9 +1,11 @@
-import { createServer, request, type IncomingMessage, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 
 /**
- * A small forwarding proxy on 127.0.0.1 for tests: CONNECT tunnels and absolute-URI requests,
- * to loopback targets only. It records what it was asked to do.
+ * A small CONNECT proxy for tests. It resolves names itself from `names` (as a proxy on the edge
+ * of a network resolves what the clients behind it cannot), else tunnels to loopback targets
+ * only. It records every request line; a plain (absolute-URI) request is recorded and refused,
+ * since nothing the product sends may reach a proxy outside a tunnel.
  */
 export interface TestProxy {
   url: string;
@@ -11,45 +13,47 @@ export interface TestProxy {
   close(): Promise<void>;
 }
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|\[::1\])$/;
+export interface ProxyOptions {
+  host?: string;
+  port?: number;
+  /** Name -> address, the proxy's own hosts file; the port is the one asked for. */
+  names?: Readonly<Record<string, string>>;
+}
 
-export async function startProxy(): Promise<TestProxy> {
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
+
+export async function startProxy({ host = '127.0.0.1', port = 0, names = {} }: ProxyOptions = {}): Promise<TestProxy> {
   const seen: string[] = [];
   const sockets = new Set<Socket>();
-  const server: Server = createServer((req: IncomingMessage, res) => {
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('error', () => socket.destroy());
+    socket.on('close', () => sockets.delete(socket));
+  };
+  const server: Server = createServer((req, res) => {
     seen.push(`${req.method} ${req.url}`);
-    const target = new URL(req.url ?? '');
-    if (!LOOPBACK.test(target.hostname)) return void res.writeHead(403).end();
-    const upstream = request(target, { method: req.method, headers: req.headers, agent: false }, (answer) => {
-      res.writeHead(answer.statusCode ?? 502, answer.headers);
-      answer.pipe(res);
-    });
-    upstream.on('error', () => res.writeHead(502).end());
-    req.pipe(upstream);
+    res.writeHead(403).end();
   });
-  server.on('connect', (req: IncomingMessage, client: Socket, head: Buffer) => {
+  server.on('connection', track);
+  server.on('connect', (req, client: Socket, head: Buffer) => {
     seen.push(`CONNECT ${req.url}`);
-    const [host, port] = (req.url ?? '').split(':');
-    if (!LOOPBACK.test(host)) return void client.end('HTTP/1.1 403 Forbidden\r\n\r\n');
-    const upstream = connect(Number(port), host, () => {
+    const authority = req.url ?? '';
+    const colon = authority.lastIndexOf(':');
+    const name = authority.slice(0, colon).replace(/^\[|\]$/g, '');
+    const address = Object.hasOwn(names, name) ? names[name] : LOOPBACK.test(name) ? name : undefined;
+    if (address === undefined) return void client.end('HTTP/1.1 403 Forbidden\r\n\r\n');
+    const upstream = connect(Number(authority.slice(colon + 1)), address, () => {
       client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
       upstream.write(head);
       upstream.pipe(client);
       client.pipe(upstream);
     });
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on('error', () => socket.destroy());
-      socket.on('close', () => sockets.delete(socket));
-    }
+    track(upstream);
+    upstream.on('error', () => client.destroy());
   });
-  server.on('connection', (socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  await new Promise<void>((resolve) => server.listen(port, host, resolve));
   return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    url: `http://${host}:${(server.address() as AddressInfo).port}`,
     seen,
     close: () =>
       new Promise<void>((resolve) => {

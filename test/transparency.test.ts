@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { LEDGER_KEEP, readLedger, record } from '../src/store/ledger.ts';
+import { HISTORY_KEEP, readHistory, recordHistory } from '../src/store/history.ts';
 import { main } from '../src/run.ts';
 import { createScrubber } from '../src/collect/scrub.ts';
-import { endpoint, fakeContext, makeRoot, runBundle, tempDir } from './helpers.ts';
+import { endpoint, fakeContext, listTree, makeRoot, runBundle, tempDir } from './helpers.ts';
 
 /** Consent and transparency: what users can check before and after anything is sent. */
 
@@ -70,11 +70,12 @@ test('history shows what was sent, queued, dropped and suppressed, as text and -
   assert.match(text.out.join(''), /^time\s+event\s+outcome\s+http\s+took\s+why\n.*start\s+sent\s+200/m);
 });
 
-test('the ledger stays small: only the newest entries are kept', (t) => {
+test('the history stays small: only the newest entries are kept', (t) => {
   const state = tempDir(t);
-  for (let i = 0; i < 1200; i++) record(state, [{ time: `t${i}`, event: 'start', uuid: `u${i}`, outcome: 'sent', reason: 'delivered '.repeat(5) }]);
-  const entries = readLedger(state);
-  assert.ok(entries.length <= LEDGER_KEEP);
+  const stateDir = { dir: state, uid: process.getuid?.() };
+  for (let i = 0; i < 1200; i++) recordHistory(stateDir, [{ time: `t${i}`, event: 'start', uuid: `u${i}`, outcome: 'sent', reason: 'delivered '.repeat(5) }]);
+  const entries = readHistory(stateDir);
+  assert.ok(entries.length <= HISTORY_KEEP);
   assert.equal(entries.at(-1)?.uuid, 'u1199');
   assert.ok(readFileSync(path.join(state, 'history.jsonl')).length <= 128 * 1024 + 200);
 });
@@ -141,8 +142,7 @@ test('status --json answers the real question: on or off, why, where, and what w
   const dry = fakeContext();
   await main(['start', '--dry-run', '--state-dir', state, '--root', root], dry);
   assert.deepEqual(status.properties, JSON.parse(dry.out.join('')).properties, 'exactly what a start would carry');
-  assert.deepEqual(readLedger(state), [], 'status writes nothing');
-  assert.equal(existsSync(path.join(state, 'distinct-id')), false);
+  assert.deepEqual(listTree(state), [], 'status and a dry run write nothing');
 });
 
 test('under CI events carry ci: true and the vendor name (ci-info, bundled)', async (t) => {

@@ -6,11 +6,6 @@ import type { OptionValues } from '../config/settings.ts';
  * the option values into the event's properties, rejecting bad input with a UsageError.
  */
 
-/**
- * Free text longer than this is cut (a 120 KB argv value must neither crash nor bloat a payload).
- * The cut happens after scrubbing, so it can never leave half a secret the scrubber would miss.
- */
-export const MAX_TEXT_LENGTH = 1000;
 /** Repeated options (--code, --dependency) keep at most this many values. */
 const MAX_LIST_LENGTH = 32;
 
@@ -61,6 +56,21 @@ export const EVENT_COMMANDS = {
     required: ['reason'],
     build: (v) => ({ cloud_unavailable_reason: text(v.reason) as string }),
   },
+  'command-start': {
+    options: { name: single, option: repeated, 'env-option': repeated },
+    required: ['name'],
+    build: (v) => ({ command_name: commandName(v.name as string), command_flags: optionNames(v.option, '--option'), command_env_options: optionNames(v['env-option'], '--env-option') }),
+  },
+  'command-end': {
+    options: { 'execution-id': single, 'exit-code': single },
+    required: ['execution-id', 'exit-code'],
+    build: (v) => ({ execution_id: executionId(v), exit_code: integer(v, 'exit-code', -(2 ** 31), 2 ** 31 - 1) as number }),
+  },
+  'command-action': {
+    options: { 'execution-id': single, action: single },
+    required: ['execution-id', 'action'],
+    build: (v) => ({ execution_id: executionId(v), command_action: text(v.action) as string }),
+  },
   install: {
     options: { result: single, code: single },
     required: ['result'],
@@ -101,19 +111,43 @@ function integer(values: OptionValues, option: string, min: number, max: number)
   return Number(value);
 }
 
-/** Cut by code points, so a cut never splits a surrogate pair into invalid UTF-16. */
-export function cut(value: string): string {
-  if (value.length <= MAX_TEXT_LENGTH) return value;
-  // A code point is at most two UTF-16 units: the first 2n units hold the first n code points.
-  return Array.from(value.slice(0, MAX_TEXT_LENGTH * 2)).slice(0, MAX_TEXT_LENGTH).join('');
-}
-
 function text(value: unknown): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 
 function list(values: unknown): string[] {
+  if (values === undefined) return [];
   return (Array.isArray(values) ? values : [values]).slice(0, MAX_LIST_LENGTH).map(String);
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** A command as the vendor declares it: words of a name each (`converge`, `repo add`), never argv. */
+function commandName(raw: string): string {
+  const name = raw.trim().replace(/\s+/g, ' ');
+  if (!name.split(' ').every((word) => NAME.test(word)) || name.length > 128) {
+    throw new UsageError(`--name must be the command's name (letters, digits, ".", "_", "-", words apart), got "${raw}"`);
+  }
+  return name;
+}
+
+/**
+ * Option names only, never their values: `--tag=v1` and `tag` both give `tag`, so a CLI may pass
+ * what it parsed as it was typed.
+ */
+function optionNames(values: unknown, option: string): string[] {
+  return list(values).map((raw) => {
+    const name = raw.trim().replace(/^-{1,2}/, '').split('=')[0];
+    if (!NAME.test(name)) throw new UsageError(`${option} takes an option's name (letters, digits, ".", "_", "-"), got "${raw}"`);
+    return name;
+  });
+}
+
+function executionId(values: OptionValues): string {
+  const id = String(values['execution-id']).trim();
+  if (!UUID.test(id)) throw new UsageError(`--execution-id must be the id command-start printed (a UUID), got "${String(values['execution-id'])}"`);
+  return id.toLowerCase();
 }
 
 function withoutUndefined<T extends Record<string, unknown>>(record: T): EventProperties {

@@ -1,11 +1,11 @@
-import { parseArgs } from 'node:util';
 import { UsageError } from '../errors.ts';
-import { EVENT_COMMANDS, isEventName, type EventName } from './events.ts';
 import type { OptionValues } from '../config/settings.ts';
+import { EVENT_COMMANDS, isEventName, type EventName } from './events.ts';
+import { LEGACY_FORMS } from './legacy.ts';
 
-type Spec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean; short?: string }>;
+type Spec = Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>;
 
-/** Options of every event command (CONTRACT.md "Options"). */
+/** Options of every event command (CONTRACT.md "Options"); the management commands take them too. */
 const SETTINGS_OPTIONS = {
   'disable-telemetry': { type: 'boolean' },
   'config-dir': { type: 'string' },
@@ -21,6 +21,7 @@ const SETTINGS_OPTIONS = {
 const EVENT_ONLY_OPTIONS = {
   background: { type: 'boolean' },
   'dry-run': { type: 'boolean' },
+  'show-notice': { type: 'boolean' },
 } satisfies Spec;
 
 const json = { json: { type: 'boolean' } } satisfies Spec;
@@ -37,7 +38,7 @@ export const MANAGEMENT_COMMANDS = {
 type ManagementName = keyof typeof MANAGEMENT_COMMANDS;
 
 const GLOBAL_OPTIONS = {
-  help: { type: 'boolean', short: 'h' },
+  help: { type: 'boolean' },
   version: { type: 'boolean' },
 } satisfies Spec;
 
@@ -47,156 +48,93 @@ export type Invocation =
   | { kind: 'event'; command: EventName; values: OptionValues }
   | { kind: 'management'; command: ManagementName; values: OptionValues };
 
-function commandSpec(command: string): Spec | undefined {
-  if (isEventName(command)) return { ...SETTINGS_OPTIONS, ...EVENT_ONLY_OPTIONS, ...EVENT_COMMANDS[command].options };
-  if (Object.hasOwn(MANAGEMENT_COMMANDS, command)) return MANAGEMENT_COMMANDS[command as ManagementName];
+function commandSpec(command: string, optOutFlag: string | undefined): Spec | undefined {
+  if (isEventName(command)) return withOptOutFlag({ ...SETTINGS_OPTIONS, ...EVENT_ONLY_OPTIONS, ...EVENT_COMMANDS[command].options }, optOutFlag);
+  if (Object.hasOwn(MANAGEMENT_COMMANDS, command)) return withOptOutFlag(MANAGEMENT_COMMANDS[command as ManagementName], optOutFlag);
   return undefined;
 }
 
+/** The vendor's own spelling of --disable-telemetry (e.g. --disable-analytics), wherever that one applies. */
+function withOptOutFlag(spec: Spec, optOutFlag: string | undefined): Spec {
+  if (optOutFlag === undefined || !Object.hasOwn(spec, 'disable-telemetry')) return spec;
+  return { ...spec, [optOutFlag.slice(2)]: spec['disable-telemetry'] };
+}
+
 /** Every option any command knows, so one pass can find the command wherever it stands. */
-function unionSpec(): Spec {
+function knownOptions(optOutFlag: string | undefined): Spec {
   const union: Spec = { ...GLOBAL_OPTIONS };
-  for (const command of [...Object.keys(EVENT_COMMANDS), ...Object.keys(MANAGEMENT_COMMANDS)]) {
-    for (const [name, option] of Object.entries(commandSpec(command) as Spec)) {
-      union[name] = { ...option, multiple: Boolean(union[name]?.multiple || option.multiple) };
-    }
-  }
+  for (const command of [...Object.keys(EVENT_COMMANDS), ...Object.keys(MANAGEMENT_COMMANDS)]) Object.assign(union, commandSpec(command, optOutFlag));
   return union;
 }
 
-export function parseInvocation(argv: readonly string[]): Invocation {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: [...argv], options: unionSpec(), allowPositionals: true, strict: true, tokens: true });
-  } catch (error) {
-    throw new UsageError((error as Error).message.split('\n')[0]);
-  }
-  const { values, positionals, tokens } = parsed;
-  if (values.help) return { kind: 'help' };
-  if (values.version) return { kind: 'version' };
-  const [name, ...rest] = positionals;
-  if (name === undefined) throw new UsageError('no command given');
-  const legacy = LEGACY_FORMS[name];
-  const command = legacy ? legacy.command : name;
-  const spec = commandSpec(command);
-  if (spec === undefined) throw new UsageError(`unknown command "${name}"`);
-  for (const token of tokens) {
-    if (token.kind === 'option' && !Object.hasOwn(spec, token.name) && !Object.hasOwn(GLOBAL_OPTIONS, token.name)) {
-      throw new UsageError(`option --${token.name} does not apply to "${command}"`);
+/** The tool's long options, without "--" (a vendor's opt-out flag must not take one of them). */
+export function optionNames(): string[] {
+  return Object.keys(knownOptions(undefined));
+}
+
+interface OptionToken {
+  name: string;
+  value: string | true;
+}
+
+/**
+ * getopt_long's rules, which daemons' C callers already follow: a string option takes the next
+ * argument as its value whatever it looks like, so `--message -12 ENOMEM` or `--code -1` is a
+ * value, not an option. After `--`, and (in the legacy form) anything that is not a known
+ * option, is positional.
+ */
+function tokenize(argv: readonly string[], options: Spec): { tokens: OptionToken[]; positionals: string[] } {
+  const tokens: OptionToken[] = [];
+  const positionals: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i];
+    if (arg === '--') {
+      positionals.push(...argv.slice(i + 1));
+      break;
+    }
+    const legacy = positionals.length > 0 && Object.hasOwn(LEGACY_FORMS, positionals[0]);
+    const long = /^--([^=]+)(?:=([\s\S]*))?$/.exec(arg);
+    const option = long && Object.hasOwn(options, long[1]) ? options[long[1]] : undefined;
+    if (option === undefined) {
+      if (arg === '-h') tokens.push({ name: 'help', value: true });
+      else if (arg.startsWith('-') && arg !== '-' && !legacy) throw new UsageError(`unknown option ${long ? `--${long[1]}` : `"${arg}"`}`);
+      else positionals.push(arg);
+      continue;
+    }
+    const [, name, inline] = long as RegExpExecArray;
+    if (option.type === 'boolean') {
+      if (inline !== undefined) throw new UsageError(`option --${name} takes no value`);
+      tokens.push({ name, value: true });
+    } else if (inline !== undefined) {
+      tokens.push({ name, value: inline });
+    } else if (i + 1 < argv.length) {
+      tokens.push({ name, value: argv[++i] });
+    } else {
+      throw new UsageError(`option --${name} needs a value`);
     }
   }
-  const own: Record<string, OptionValues[string]> = {};
-  for (const [key, value] of Object.entries(values)) {
-    // A single-valued option given twice: the last one wins, as with any parseArgs option.
-    own[key] = (Array.isArray(value) && !spec[key]?.multiple ? value[value.length - 1] : value) as OptionValues[string];
+  return { tokens, positionals };
+}
+
+export function parseInvocation(argv: readonly string[], optOutFlag?: string): Invocation {
+  const { tokens, positionals } = tokenize(argv, knownOptions(optOutFlag));
+  if (tokens.some((token) => token.name === 'help')) return { kind: 'help' };
+  if (tokens.some((token) => token.name === 'version')) return { kind: 'version' };
+  const [name, ...rest] = positionals;
+  if (name === undefined) throw new UsageError('no command given');
+  const legacy = Object.hasOwn(LEGACY_FORMS, name) ? LEGACY_FORMS[name] : undefined;
+  const command = legacy ? legacy.command : name;
+  const spec = commandSpec(command, optOutFlag);
+  if (spec === undefined) throw new UsageError(`unknown command "${name}"`);
+  const values: Record<string, string | boolean | string[]> = {};
+  for (const { name: option, value } of tokens) {
+    if (!Object.hasOwn(spec, option)) throw new UsageError(`option --${option} does not apply to "${command}"`);
+    // A single-valued option given twice: the last one wins, as getopt callers expect.
+    values[option] = spec[option].multiple ? [...((values[option] as string[] | undefined) ?? []), value as string] : value;
   }
-  if (legacy) Object.assign(own, legacy.values(rest, name));
+  if (legacy) Object.assign(values, legacy.values(rest, name));
   else if (rest.length > 0) throw new UsageError(`unexpected argument "${rest[0]}"`);
   return isEventName(command)
-    ? { kind: 'event', command, values: own }
-    : { kind: 'management', command: command as ManagementName, values: own };
+    ? { kind: 'event', command, values }
+    : { kind: 'management', command: command as ManagementName, values };
 }
-
-interface LegacyForm {
-  command: EventName;
-  values: (args: string[], name: string) => Record<string, string | string[]>;
-}
-
-function legacyArgs(name: string, args: string[], min: number, max: number): void {
-  if (args.length < min || args.length > max) {
-    throw new UsageError(`${name} takes ${min === max ? min : `${min} to ${max}`} arguments, got ${args.length}`);
-  }
-}
-
-/** netdata's daemon log.c writes `%04lu@%-10.10s:%-15.15s/%d` (line@file:function/errno). */
-const NETDATA_FATAL_DATA = /^(\d+)@(.*?)\s*:(.*?)\s*\/(-?\d+)$/;
-
-/** The positional form daemons already use with anonymous-statistics.sh. */
-const LEGACY_FORMS: Record<string, LegacyForm> = {
-  START: {
-    command: 'start',
-    // netdata calls `START - -`: the placeholders carry nothing.
-    values: (args, name) => (legacyArgs(name, args, 0, 2), {}),
-  },
-  EXIT: {
-    command: 'stop',
-    values: (args, name) => {
-      legacyArgs(name, args, 1, 2);
-      if (args[0] !== 'OK' && args[0] !== 'ERROR') throw new UsageError(`EXIT takes OK or ERROR, got "${args[0]}"`);
-      return { 'exit-code': args[0] === 'OK' ? '0' : '1' };
-    },
-  },
-  FATAL: {
-    command: 'fatal',
-    values: (args, name) => {
-      legacyArgs(name, args, 1, 2);
-      const [where, data = ''] = args;
-      const colon = where.indexOf(':');
-      const values: Record<string, string> = {
-        process: colon === -1 ? where : where.slice(0, colon),
-        thread: colon === -1 ? 'unknown' : where.slice(colon + 1) || 'unknown',
-      };
-      const parsed = NETDATA_FATAL_DATA.exec(data.trim());
-      if (parsed) Object.assign(values, { line: String(Number(parsed[1])), file: parsed[2], function: parsed[3] });
-      if (data.trim() !== '' && data !== '-') values.message = data;
-      return values;
-    },
-  },
-  ACLK_CONN_FAIL: {
-    command: 'cloud-connect-fail',
-    values: (args, name) => {
-      legacyArgs(name, args, 1, 2);
-      const [result, data] = args;
-      const values: Record<string, string | string[]> = { code: [result] };
-      if (data !== undefined && data !== '-') values.message = data;
-      return values;
-    },
-  },
-};
-
-export const HELP = `Usage: anonymous-statistics <command> [options]
-
-Reports one anonymous event to a PostHog-compatible capture endpoint, or manages consent.
-Nothing is read or sent when telemetry is opted out.
-
-Event commands:
-  start                                   the daemon started
-  stop [--exit-code N]                    the daemon stopped (default exit code 0)
-  fatal --process P --thread T [--function F] [--file PATH] [--line N] [--message M]
-  cloud-connect-fail --code C [--code C ...] [--message M]
-  cloud-deps-fail --dependency NAME [--dependency NAME ...]
-  cloud-unavailable --reason R
-  install --result success|failure [--code C]
-  Legacy forms: START, EXIT OK|ERROR, FATAL <program:thread> <data>, ACLK_CONN_FAIL <result> <data>
-
-Management commands:
-  status [--json]     is telemetry on, which opt-out turned it off, and what would be sent
-  disable             create the opt-out marker file in the config dir; delete queued events
-  enable              remove the opt-out marker file
-  flush               send events queued while offline
-  history [--json]    what was sent, queued or dropped lately
-  consent             the JSON document a web dashboard starts its telemetry with
-                      ({"enabled":false} when opted out); writes and sends nothing
-
-Options of every event command (a flag beats its variable, which beats the build default):
-  --disable-telemetry        opt out (also DISABLE_TELEMETRY or DO_NOT_TRACK set to anything)
-  --config-dir DIR           where the opt-out marker is looked for   [TELEMETRY_CONFIG_DIR]
-  --state-dir DIR            machine id and offline queue             [TELEMETRY_STATE_DIR]
-  --endpoint URL             capture endpoint; https:, or http: for loopback only [TELEMETRY_ENDPOINT]
-  --api-key KEY              project API key                          [TELEMETRY_API_KEY]
-  --product-version V        the product's version                    [TELEMETRY_PRODUCT_VERSION]
-  --timeout MS               time budget of the whole run, default 2000 [TELEMETRY_TIMEOUT_MS]
-  --background               return at once; a detached child sends
-  --log-file PATH            append every payload sent, one JSON per line [TELEMETRY_LOG_FILE]
-  --dry-run                  print the payload, send and write nothing
-  --root DIR                 read system facts under DIR instead of /
-  -h, --help                 this text
-  --version                  the version of this tool
-
-Examples:
-  anonymous-statistics start --product-version 1.44.0
-  anonymous-statistics stop --exit-code 1
-  anonymous-statistics fatal --process mydaemon --thread main --file db.c --line 120
-  anonymous-statistics install --result success --dry-run
-  DO_NOT_TRACK=1 anonymous-statistics start      # sends nothing
-`;

@@ -1,77 +1,39 @@
-import { existsSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import { readText } from './detect/fs.ts';
-import { ensurePrivateDir, readJson, readNoFollow, writeQuietly } from '../store/state-dir.ts';
-import { uuidV4FromBytes } from '../uuid.ts';
 
 const MACHINE_ID = /^[0-9a-f]{32}$/;
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-export const DISTINCT_ID_FILE = 'distinct-id';
-const DERIVED_ID_FILE = 'distinct-id-derived.json';
-
-export interface IdentityInput {
-  root: string;
-  product: string;
-  stateDir: string;
-  /** false under --dry-run: a new random id is shown but not kept. */
-  persist: boolean;
-  /** Our uid: the state dir must be ours before anything is written to it. */
-  uid: number | undefined;
-  uuid: () => string;
-}
 
 /**
  * An id for this product on this machine, as systemd derives application-specific ids: an
  * HMAC-SHA256 of /etc/machine-id keyed by the product, shaped as a UUID v4. Stable across
- * reinstalls, yet neither the raw machine id nor another vendor's id can be derived from it.
- * Without a machine id (an empty one in a container image does not count) a random id is kept
- * in the state dir, readable by its owner only.
+ * reinstalls, yet neither the raw machine id nor another vendor's id can be derived from it, and
+ * no copy of the machine id is kept anywhere. Without a machine id (an empty one in a container
+ * image does not count) the random id kept in the state file is used, made on first need.
  */
-export function distinctId(input: IdentityInput): string {
-  const machineId = readText(input.root, 'etc/machine-id')?.trim();
-  if (machineId && MACHINE_ID.test(machineId)) return cachedAppSpecificId(machineId, input);
-  return storedRandomId(input);
+export function distinctId(root: string, product: string, storedRandomId: () => string): string {
+  const machineId = readMachineId(root);
+  return machineId ? appSpecificId(machineId, product) : storedRandomId();
 }
 
-/**
- * Loading node:crypto costs every run ~4 ms, so the derived id is kept beside the queue with the
- * machine id and product it was derived from, and derived again only when either changes. The
- * local copy of the machine id is no secret (/etc/machine-id is world-readable); it never
- * leaves the host.
- */
-function cachedAppSpecificId(machineId: string, { product, stateDir, persist, uid }: IdentityInput): string {
-  const file = path.join(stateDir, DERIVED_ID_FILE);
-  const cached = readJson(file);
-  if (cached?.machine_id === machineId && cached.product === product && typeof cached.id === 'string' && UUID.test(cached.id)) return cached.id;
-  const id = appSpecificId(machineId, product);
-  // Not writable: derived again next time.
-  if (persist && ensurePrivateDir(stateDir, uid)) writeQuietly(file, JSON.stringify({ machine_id: machineId, product, id }));
-  return id;
+function readMachineId(root: string): string | undefined {
+  const machineId = readText(root, 'etc/machine-id')?.trim();
+  return machineId && MACHINE_ID.test(machineId) ? machineId : undefined;
 }
 
 /** Where distinct_id comes from on this machine, for `status`. */
-export function identitySource(root: string, stateDir: string): string {
-  const machineId = readText(root, 'etc/machine-id')?.trim();
-  if (machineId && MACHINE_ID.test(machineId)) return `${path.join(root, 'etc/machine-id')} (only a keyed hash of it is sent)`;
-  const stored = path.join(stateDir, DISTINCT_ID_FILE);
-  return existsSync(stored) ? `${stored} (a random id)` : `none yet: a random id will be kept in ${stored}`;
+export function identitySource(root: string, stateFile: string): string {
+  if (readMachineId(root)) return `${path.join(root, 'etc/machine-id')} (only a keyed hash of it is sent)`;
+  return `a random id kept in ${stateFile}`;
 }
 
 export function appSpecificId(machineId: string, product: string): string {
-  const { createHmac } = require('node:crypto') as typeof import('node:crypto');
   return uuidV4FromBytes(createHmac('sha256', product).update(machineId).digest());
 }
 
-function storedRandomId({ stateDir, persist, uuid, uid }: IdentityInput): string {
-  const file = path.join(stateDir, DISTINCT_ID_FILE);
-  try {
-    const stored = readNoFollow(file).trim();
-    if (UUID.test(stored)) return stored;
-  } catch {
-    // none stored yet, or unreadable: make one below
-  }
-  const id = uuid();
-  // A read-only or full disk costs only stability of the id, never the event.
-  if (persist && ensurePrivateDir(stateDir, uid)) writeQuietly(file, `${id}\n`);
-  return id;
+/** The digest's first 16 bytes as a UUID version 4 (RFC 9562), version and variant bits set as systemd sets them. */
+function uuidV4FromBytes(digest: Buffer): string {
+  const hex = digest.subarray(0, 16).toString('hex');
+  const variant = ((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }

@@ -44,6 +44,8 @@ function genericRules(): Rule[] {
 
 /** Names shorter than this are common words ("a", "pi"); replacing them would wreck the text. */
 const MIN_NAME_LENGTH = 3;
+/** No real host (253) or user name is longer; a longer one read from a strange system file is not a name. */
+const MAX_NAME_LENGTH = 255;
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -56,9 +58,21 @@ function escapeRegExp(text: string): string {
 export function createScrubber(hostNames: readonly string[], userNames: readonly string[]): (text: string) => string {
   const local: Rule[] = [];
   for (const [names, placeholder] of [[hostNames, '<host>'], [userNames, '<user>']] as const) {
-    const usable = [...new Set(names.map((n) => n.trim()).filter((n) => n.length >= MIN_NAME_LENGTH))].sort((a, b) => b.length - a.length);
+    const usable = [...new Set(names.map((n) => n.trim()).filter((n) => n.length >= MIN_NAME_LENGTH && n.length <= MAX_NAME_LENGTH))].sort((a, b) => b.length - a.length);
     if (usable.length > 0) local.push({ pattern: new RegExp(`(?<![\\w-])(?:${usable.map(escapeRegExp).join('|')})(?![\\w-])`, 'gi'), placeholder });
   }
   const rules = [...genericRules(), ...local];
   return (text) => rules.reduce((result, { pattern, placeholder }) => result.replace(pattern, placeholder), text);
+}
+
+/**
+ * Free text longer than this is cut (a 120 KB argv value must neither crash nor bloat a payload).
+ * The cut happens after scrubbing, so it can never leave half a secret the scrubber would miss.
+ */
+export const MAX_TEXT_LENGTH = 1000;
+/** Cut by code points, so a cut never splits a surrogate pair into invalid UTF-16. */
+export function cut(value: string): string {
+  if (value.length <= MAX_TEXT_LENGTH) return value;
+  // A code point is at most two UTF-16 units: the first 2n units hold the first n code points.
+  return Array.from(value.slice(0, MAX_TEXT_LENGTH * 2)).slice(0, MAX_TEXT_LENGTH).join('');
 }

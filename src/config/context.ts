@@ -2,10 +2,12 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import os from 'node:os';
 import type { Platform } from '../collect/detect/index.ts';
 import type { Env } from './settings.ts';
-import { uuidV4FromBytes } from '../uuid.ts';
+import { uuidV4FromBytes } from './uuid.ts';
 import { VENDOR } from './vendor-config.ts';
-import type { VendorConfig } from './vendor.ts';
+import { optOutAdvice, type OptOutAdvice } from '../consent/optout.ts';
+import { commandName, type VendorConfig } from './vendor.ts';
 
+/** The tool's own name, as receivers see it (User-Agent); people see the vendor's commandName. */
 export const PROGRAM = 'anonymous-statistics';
 /** Set in the environment of the detached child that --background starts (internal). */
 const BACKGROUND_CHILD = 'ANONYMOUS_STATISTICS_BACKGROUND_CHILD';
@@ -22,6 +24,9 @@ export interface Context {
   /** Asked for only once a run goes past the opt-out check. */
   platform: () => Platform;
   vendor: VendorConfig;
+  /** How the tool names itself to a person (the vendor's command), and how to opt out in its words. */
+  commandName: string;
+  optOutAdvice: OptOutAdvice;
   toolVersion: string;
   /** Ends the process with exit code 0 once `ms` have passed, whatever is still pending. */
   armDeadline: (ms: number) => void;
@@ -34,8 +39,14 @@ export interface Context {
   /** Our uid, to check that the state dir is ours; undefined where there are no uids. */
   uid: number | undefined;
   isProcessAlive: (pid: number) => boolean;
-  /** Starts this same file with `args`, detached from our session and stdio, and does not wait. */
+  /** Starts this same file with `args`, detached from our session and stdio, and does not wait. Throws when it cannot. */
   spawnDetached: (args: readonly string[]) => void;
+  /** A line on stderr when TELEMETRY_DEBUG is set: why an event was skipped or not delivered. */
+  debug: (line: string) => void;
+  /** Where temporary files go (TMPDIR): the last fallback for a state dir. */
+  tmpdir: () => string;
+  /** The file this run was started as (the installed copy), to find the installer's settings beside it. */
+  scriptPath: string | undefined;
   /** True in the detached child that --background started. */
   backgroundChild: boolean;
   stderrIsTTY: () => boolean;
@@ -72,6 +83,8 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     stderr: (text) => void process.stderr.write(text),
     platform: () => ({ type: os.type(), release: os.release(), machine: os.machine() }),
     vendor: VENDOR,
+    commandName: commandName(VENDOR),
+    optOutAdvice: optOutAdvice(VENDOR),
     toolVersion: typeof TOOL_VERSION === 'string' ? TOOL_VERSION : 'development',
     armDeadline: (ms) =>
       void setTimeout(() => {
@@ -91,12 +104,12 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
         return (error as NodeJS.ErrnoException).code === 'EPERM';
       }
     },
-    spawnDetached: (args) => {
-      const { spawn } = require('node:child_process') as typeof import('node:child_process');
-      // A new session (detached), so closing the caller's terminal does not take the child along.
-      const env = { ...process.env, [BACKGROUND_CHILD]: '1' };
-      spawn(process.execPath, [process.argv[1], ...args], { detached: true, stdio: 'ignore', windowsHide: true, env }).unref();
+    spawnDetached: (args) => spawnDetached([process.execPath, process.argv[1], ...args], { ...process.env, [BACKGROUND_CHILD]: '1' }),
+    debug: (line) => {
+      if (process.env.TELEMETRY_DEBUG) process.stderr.write(`${commandName(VENDOR)}: ${line}\n`);
     },
+    tmpdir: () => os.tmpdir(),
+    scriptPath: process.argv[1],
     backgroundChild: Boolean(process.env[BACKGROUND_CHILD]),
     // tty.isatty(2) rather than process.stderr.isTTY, which builds the stream to answer.
     stderrIsTTY: () => (require('node:tty') as typeof import('node:tty')).isatty(2),
@@ -139,7 +152,36 @@ function randomUuid(): string {
   return uuidV4FromBytes(bytes);
 }
 
-/** A line on stderr when TELEMETRY_DEBUG is set: why an event was skipped or not delivered. */
-export function debug(ctx: Context, line: string): void {
-  if (ctx.env.TELEMETRY_DEBUG) ctx.stderr(`${PROGRAM}: ${line}\n`);
+/**
+ * Starts `command` detached: `/bin/sh` puts it in the background and exits at once, so the
+ * synchronous spawn returns as soon as the shell has forked. Done through Node's spawn_sync
+ * binding because loading node:child_process (and node:net with it) costs a --background caller
+ * ~7 ms, a quarter of its whole run (npm run bench); where the binding is gone, child_process.
+ */
+function spawnDetached(command: readonly string[], env: NodeJS.ProcessEnv): void {
+  // "$@" hands the arguments over unparsed: nothing in them is ever read as shell syntax.
+  const shellArgs = ['sh', '-c', 'exec "$@" </dev/null >/dev/null 2>&1 &', 'sh', ...command];
+  let binding: { spawn: (options: object) => { error?: number; status: number | null } } | undefined;
+  try {
+    binding = (process as unknown as { binding: (name: string) => typeof binding }).binding('spawn_sync');
+  } catch {
+    binding = undefined;
+  }
+  if (binding) {
+    const ignore = { type: 'ignore' };
+    const result = binding.spawn({
+      file: '/bin/sh',
+      args: shellArgs,
+      envPairs: Object.entries(env).map(([key, value]) => `${key}=${value}`),
+      stdio: [ignore, ignore, ignore],
+      detached: true,
+      windowsHide: true,
+    });
+    if (result.error || result.status !== 0) throw new Error(`cannot start the background sender (${result.error ?? `status ${result.status}`})`);
+    return;
+  }
+  const { spawn } = require('node:child_process') as typeof import('node:child_process');
+  const child = spawn(command[0], command.slice(1), { detached: true, stdio: 'ignore', windowsHide: true, env });
+  child.on('error', () => undefined);
+  child.unref();
 }

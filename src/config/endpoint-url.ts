@@ -1,13 +1,13 @@
 /**
- * Where events go, decided from a URL alone: pure, so the CLI and the browser module (which
- * must not import anything Node-only) apply the very same rules.
+ * Which endpoints events may go to, decided from the URL alone: pure, so the CLI and the
+ * browser module (which must import nothing Node-only) apply the very same rule.
  */
 
 /**
  * Takes a hostname as the URL parser leaves it: IPv4 in dotted decimal whatever was written
  * (http://2130706433/ becomes 127.0.0.1), IPv6 in brackets and compressed, IPv4-mapped in hex.
  */
-function isLoopbackHost(hostname: string): boolean {
+export function isLoopbackHost(hostname: string): boolean {
   return hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname);
 }
 
@@ -23,15 +23,4 @@ export function endpointProblem(url: URL): string | undefined {
   if (url.protocol !== 'http:' && url.protocol !== 'https:') return `must be an https: URL, got "${url.protocol}"`;
   if (url.username || url.password) return 'must not carry credentials';
   return undefined;
-}
-
-/** A bare origin means PostHog's own path; any other path is the vendor's capture URL as given. */
-export function captureUrl(endpoint: URL): URL {
-  return endpoint.pathname === '/' ? new URL('/capture/', endpoint) : endpoint;
-}
-
-/** PostHog's /batch/ beside /capture/; a custom capture URL takes batch bodies too. */
-export function batchUrl(endpoint: URL): URL {
-  if (endpoint.pathname === '/') return new URL('/batch/', endpoint);
-  return /\/capture\/?$/.test(endpoint.pathname) ? new URL(endpoint.pathname.replace(/capture\/?$/, 'batch/'), endpoint) : endpoint;
 }

@@ -1,9 +1,10 @@
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
-import type { VendorConfig } from './vendor.ts';
+import type { InstallSettings } from './install.ts';
+import type { OptOutMeaning, VendorConfig } from './vendor.ts';
 import { endpointProblem } from './endpoint-url.ts';
 
-export { batchUrl, captureUrl } from './endpoint-url.ts';
+export { isLoopbackHost } from './endpoint-url.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 export type OptionValues = Readonly<Record<string, string | boolean | string[] | undefined>>;
@@ -20,23 +21,31 @@ export interface Settings {
   root: string;
   dryRun: boolean;
   background: boolean;
-  disableFlag: boolean;
+  showNotice: boolean;
+  /** The opt-out flag as given (--disable-telemetry or the vendor's own spelling), if any. */
+  disableFlag: string | undefined;
+  /** The vendor's own opt-out variables, besides DISABLE_TELEMETRY and DO_NOT_TRACK. */
+  optOutEnv: Readonly<Record<string, OptOutMeaning>>;
+  /** The installer's settings file beside this copy, when there is one, and why it cannot be used. */
+  installFile: string | undefined;
+  installProblem: string | undefined;
 }
 
 const DEFAULT_TIMEOUT_MS = 2000;
 const MAX_TIMEOUT_MS = 10 * 60 * 1000;
 
-/** One source of a setting, in precedence order: the flag, then its variable, then the build. */
-interface Source {
+/** One source of a setting, in precedence order: the flag, its variable, the installer's file, the build. */
+export interface Source {
   value: string;
   name: string;
 }
 
-function pick(values: OptionValues, env: Env, flag: string, variable: string | undefined, fallback: string | undefined): Source | undefined {
+function pick(values: OptionValues, env: Env, flag: string, variable: string | undefined, fallback: string | undefined, installed?: { value: string | undefined; file: string | undefined }): Source | undefined {
   const fromFlag = values[flag];
   if (typeof fromFlag === 'string') return { value: fromFlag, name: `--${flag}` };
   const fromEnv = variable === undefined ? undefined : env[variable];
   if (fromEnv !== undefined && fromEnv !== '') return { value: fromEnv, name: variable as string };
+  if (installed?.value !== undefined) return { value: installed.value, name: installed.file as string };
   return fallback === undefined ? undefined : { value: fallback, name: 'the build-time default' };
 }
 
@@ -49,24 +58,33 @@ function directory(source: Source): string {
   return path.resolve(nonEmpty(source));
 }
 
-/** Merge order written out once: build-time default, then environment, then flag. */
-export function resolveSettings(values: OptionValues, env: Env, vendor: VendorConfig): Settings {
+/** Merge order written out once: build-time default, then the installer's file, then environment, then flag. */
+export function resolveSettings(values: OptionValues, env: Env, vendor: VendorConfig, install: InstallSettings = {}): Settings {
   const logFile = pick(values, env, 'log-file', 'TELEMETRY_LOG_FILE', undefined);
   const productVersion = pick(values, env, 'product-version', 'TELEMETRY_PRODUCT_VERSION', undefined);
   return {
     product: vendor.product,
     endpoint: parseEndpoint(pick(values, env, 'endpoint', 'TELEMETRY_ENDPOINT', vendor.endpoint) as Source),
     apiKey: nonEmpty(pick(values, env, 'api-key', 'TELEMETRY_API_KEY', vendor.apiKey) as Source),
-    configDir: directory(pick(values, env, 'config-dir', 'TELEMETRY_CONFIG_DIR', vendor.configDir) as Source),
-    stateDir: directory(pick(values, env, 'state-dir', 'TELEMETRY_STATE_DIR', vendor.stateDir) as Source),
+    configDir: directory(pick(values, env, 'config-dir', 'TELEMETRY_CONFIG_DIR', vendor.configDir, { value: install.configDir, file: install.file }) as Source),
+    stateDir: directory(pick(values, env, 'state-dir', 'TELEMETRY_STATE_DIR', vendor.stateDir, { value: install.stateDir, file: install.file }) as Source),
     productVersion: productVersion?.value,
     timeoutMs: parseTimeout(pick(values, env, 'timeout', 'TELEMETRY_TIMEOUT_MS', String(DEFAULT_TIMEOUT_MS)) as Source),
     logFile: logFile && path.resolve(nonEmpty(logFile)),
     root: typeof values.root === 'string' ? directory({ value: values.root, name: '--root' }) : '/',
     dryRun: values['dry-run'] === true,
     background: values.background === true,
-    disableFlag: values['disable-telemetry'] === true,
+    showNotice: values['show-notice'] === true,
+    disableFlag: givenOptOutFlag(values, vendor),
+    optOutEnv: vendor.optOutEnv ?? {},
+    installFile: install.file,
+    installProblem: install.problem,
   };
+}
+
+function givenOptOutFlag(values: OptionValues, vendor: VendorConfig): string | undefined {
+  if (values['disable-telemetry'] === true) return '--disable-telemetry';
+  return vendor.optOutFlag !== undefined && values[vendor.optOutFlag.slice(2)] === true ? vendor.optOutFlag : undefined;
 }
 
 function parseTimeout(source: Source): number {
@@ -78,8 +96,8 @@ function parseTimeout(source: Source): number {
   return ms;
 }
 
-/** Decided from the URL alone, before any lookup or connection (see endpoint-url.ts). */
-function parseEndpoint(source: Source): URL {
+/** https: anywhere; http: only to this machine (endpoint-url.ts), decided from the URL alone. */
+export function parseEndpoint(source: Source): URL {
   let url: URL;
   try {
     url = new URL(source.value);

@@ -1,3 +1,4 @@
+import { MAX_TEXT_LENGTH } from '../collect/scrub.ts';
 import { endpointProblem } from '../config/endpoint-url.ts';
 
 /**
@@ -18,13 +19,12 @@ export interface DashboardConsent {
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-/** Longer than any real key, name or version: such a document was not made by our command. */
-const MAX_FIELD_LENGTH = 200;
 
 export type ConsentReading = { consent: DashboardConsent } | { refusal: string };
 
+/** The command cuts what it prints as it cuts free text: anything longer was not made by it. */
 function shortText(value: unknown): value is string {
-  return typeof value === 'string' && value.trim() !== '' && value.length <= MAX_FIELD_LENGTH;
+  return typeof value === 'string' && value.trim() !== '' && value.length <= MAX_TEXT_LENGTH;
 }
 
 /**

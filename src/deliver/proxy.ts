@@ -1,15 +1,17 @@
-import type { Env } from '../config/settings.ts';
+import { isLoopbackHost, type Env } from '../config/settings.ts';
 
 /**
- * The proxy curl would use for `url`, from the environment: `https_proxy`/`HTTPS_PROXY` for
- * https:, only lowercase `http_proxy` for http: (curl ignores HTTP_PROXY, which a CGI request
- * header can set), `all_proxy`/`ALL_PROXY` as the fallback, lowercase first; none when
+ * The proxy an https: request to `url` goes through, from the environment as curl reads it:
+ * `https_proxy`/`HTTPS_PROXY`, then `all_proxy`/`ALL_PROXY`, lowercase first; none when
  * `no_proxy`/`NO_PROXY` matches the host. A proxy without a scheme is http://.
+ *
+ * A loopback endpoint (127.0.0.0/8, [::1], localhost) is never proxied, whatever the variables
+ * say: a proxy would carry the event to another machine, and for http: in clear text. As http:
+ * is allowed only for loopback (settings.ts), `http_proxy` is never read.
  */
 export function proxyFor(url: URL, env: Env): URL | undefined {
-  const scheme = url.protocol.slice(0, -1);
-  const names = scheme === 'https' ? ['https_proxy', 'HTTPS_PROXY'] : ['http_proxy'];
-  const raw = [...names, 'all_proxy', 'ALL_PROXY'].map((name) => env[name]).find((value) => value !== undefined && value.trim() !== '');
+  if (url.protocol !== 'https:' || isLoopbackHost(url.hostname)) return undefined;
+  const raw = ['https_proxy', 'HTTPS_PROXY', 'all_proxy', 'ALL_PROXY'].map((name) => env[name]).find((value) => value !== undefined && value.trim() !== '');
   if (raw === undefined || bypassesProxy(url.hostname, env.no_proxy ?? env.NO_PROXY ?? '')) return undefined;
   const text = raw.trim();
   return new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? text : `http://${text}`);

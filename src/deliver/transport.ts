@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import { HttpError, NetworkError, TimeoutError } from '../errors.ts';
+import { HttpError, NetworkError, TimeoutError } from './errors.ts';
 
 export interface PostOptions {
   url: URL;
@@ -10,7 +10,7 @@ export interface PostOptions {
   userAgent: string;
   /** The body is gzip: sent with Content-Encoding: gzip. */
   gzip?: boolean;
-  /** An http:// proxy to go through (CONNECT for https: targets). */
+  /** An http:// proxy that an https: request is tunnelled through (CONNECT); the proxy resolves the name. */
   proxy?: URL;
 }
 
@@ -35,22 +35,31 @@ export async function post({ url, body, budgetMs, userAgent, gzip, proxy }: Post
     'user-agent': userAgent,
     ...(gzip ? { 'content-encoding': 'gzip' } : {}),
   };
+  let tunnel: Socket | undefined;
   try {
-    if (proxy && url.protocol === 'https:') {
-      const tunnel = await openTunnel(proxy, url, signal);
-      const tls = require('node:tls') as typeof import('node:tls');
-      const secure = tls.connect({ socket: tunnel, host: url.hostname, servername: isIpLiteral(url.hostname) ? undefined : url.hostname });
-      return await exchange(httpsModule(), url, { headers, signal, createConnection: () => secure }, body);
-    }
-    if (proxy) {
-      // A plain http: request goes to the proxy with the absolute URL as its target.
-      const viaProxy = new URL(url.href);
-      return await exchange(httpModule(), proxy, { headers: { ...headers, host: url.host, ...proxyAuthorization(proxy) }, signal, path: viaProxy.href }, body);
-    }
-    return await exchange(url.protocol === 'https:' ? httpsModule() : httpModule(), url, { headers, signal }, body);
+    if (!proxy) return await exchange(url.protocol === 'https:' ? httpsModule() : httpModule(), url, { headers, signal, agent: false }, body);
+    if (url.protocol !== 'https:') throw new NetworkError(`only https: goes through a proxy, not ${url.protocol}`);
+    const opened = await openTunnel(proxy, url, signal);
+    tunnel = opened;
+    // No agent at all: with one (even `agent: false`) Node opens a connection of its own to the
+    // receiver and ignores createConnection, so the request would bypass the tunnel.
+    return await exchange(httpsModule(), url, { headers, signal, createConnection: () => secureOver(opened, url) }, body);
   } catch (error) {
     throw classify(error as Error);
+  } finally {
+    tunnel?.destroy();
   }
+}
+
+/**
+ * TLS inside the tunnel, verified as a direct connection is: against the receiver's name (SNI
+ * and certificate check), with Node's CA store plus NODE_EXTRA_CA_CERTS.
+ */
+function secureOver(tunnel: Socket, url: URL): Socket {
+  const tls = require('node:tls') as typeof import('node:tls');
+  const { isIP } = require('node:net') as typeof import('node:net');
+  const host = url.hostname.replace(/^\[|\]$/g, '');
+  return tls.connect({ socket: tunnel, host, servername: isIP(host) ? undefined : host });
 }
 
 /**
@@ -67,7 +76,7 @@ function httpsModule(): Pick<typeof http, 'request'> {
 
 function exchange(client: Pick<typeof http, 'request'>, target: URL, options: http.RequestOptions, body: string | Buffer): Promise<number> {
   return new Promise((resolve, reject) => {
-    const request = client.request(target, { method: 'POST', agent: false, ...options }, (response) => {
+    const request = client.request(target, { method: 'POST', ...options }, (response) => {
       let received = 0;
       response.on('data', (chunk: Buffer) => {
         received += chunk.length;
@@ -85,7 +94,9 @@ function exchange(client: Pick<typeof http, 'request'>, target: URL, options: ht
   });
 }
 
+/** A CONNECT tunnel to the receiver's name and port, opened by the proxy (which resolves the name). */
 function openTunnel(proxy: URL, target: URL, signal: AbortSignal): Promise<Socket> {
+  if (proxy.protocol !== 'http:') return Promise.reject(new NetworkError(`unsupported proxy scheme ${proxy.protocol} (only http:// proxies)`));
   const authority = `${target.hostname}:${target.port || 443}`;
   return new Promise((resolve, reject) => {
     const request = httpModule().request({
@@ -97,9 +108,12 @@ function openTunnel(proxy: URL, target: URL, signal: AbortSignal): Promise<Socke
       agent: false,
       signal,
     });
-    request.on('connect', (response, socket) => {
-      if (response.statusCode === 200) resolve(socket);
-      else {
+    request.on('connect', (response, socket, head) => {
+      if (response.statusCode === 200) {
+        // Bytes that came in with the proxy's answer belong to the tunnel.
+        if (head.length > 0) socket.unshift(head);
+        resolve(socket);
+      } else {
         socket.destroy();
         reject(new NetworkError(`proxy answered ${response.statusCode} to CONNECT`));
       }
@@ -113,10 +127,6 @@ function proxyAuthorization(proxy: URL): http.OutgoingHttpHeaders {
   if (!proxy.username) return {};
   const credentials = `${decodeURIComponent(proxy.username)}:${decodeURIComponent(proxy.password)}`;
   return { 'proxy-authorization': `Basic ${Buffer.from(credentials).toString('base64')}` };
-}
-
-function isIpLiteral(hostname: string): boolean {
-  return /^[\d.]+$/.test(hostname) || hostname.startsWith('[');
 }
 
 function classify(error: Error): Error {

@@ -1,103 +1,76 @@
-import { closeSync, constants, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { lstatSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { errorCode } from './files.ts';
 
 /**
- * Safe file handling in the state dir, which may sit in a shared place: directories are created
- * 0700 and must be real directories owned by us (a planted symlink is refused, not followed);
- * files are 0600, opened with O_NOFOLLOW, and written whole then renamed into place, so a crash
- * or `kill -9` never leaves half a file where a reader looks.
+ * The one owner of the state dir: which dir a run may use, and why another is refused. A dir is
+ * usable when it is a real directory (not a symlink), owned by the user we run as, and writable
+ * by nobody else: then no other user can plant, replace or read anything in it, and nothing is
+ * ever created inside a dir that fails the test (not even the outbox).
  */
-
-/** Creates `dir` (and the state dir above it) 0700 and checks both; false when unsafe or unwritable. */
-export function ensurePrivateDir(dir: string, uid: number | undefined, stateDir = dir): boolean {
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
-    for (const checked of new Set([stateDir, dir])) {
-      const stat = lstatSync(checked);
-      if (!stat.isDirectory() || (uid !== undefined && stat.uid !== uid)) return false;
-    }
-    return true;
-  } catch {
-    return false;
-  }
+export interface StateDir {
+  dir: string;
+  uid: number | undefined;
 }
 
-/** Writes `content` to a fresh file and renames it into place: readers see all of it or none. */
-export function writeAtomically(file: string, content: string): void {
-  // A name of its own per writer: concurrent writers and a temp file left by `kill -9` never collide.
-  const temporary = `${file}.${Math.random().toString(36).slice(2)}.tmp`;
-  const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600);
+export interface Unusable {
+  dir: string;
+  reason: string;
+}
+
+export type StateDirChoice = { stateDir: StateDir; refused: Unusable[] } | { stateDir: undefined; refused: Unusable[] };
+
+/** Checks `dir`, creating it (0700) when absent and `create`; the reason it cannot be used otherwise. */
+export function checkStateDir(dir: string, uid: number | undefined, create: boolean): string | undefined {
+  let stat;
   try {
-    try {
-      writeSync(fd, content);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temporary, file);
+    stat = lstatSync(dir);
   } catch (error) {
-    removeFile(temporary);
-    throw error;
+    if (errorCode(error) !== 'ENOENT') return `cannot be examined (${errorCode(error)})`;
+    // Looking only (status, dry run): a run would create it, so it counts as the one in use.
+    if (!create) return undefined;
+    try {
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      stat = lstatSync(dir);
+    } catch (creating) {
+      return `cannot be created (${errorCode(creating)})`;
+    }
   }
+  if (stat.isSymbolicLink()) return 'is a symlink (refused: it could point anywhere)';
+  if (!stat.isDirectory()) return 'is not a directory';
+  if (uid !== undefined && stat.uid !== uid) return `is owned by uid ${stat.uid}, not by the user running this (uid ${uid})`;
+  if ((stat.mode & 0o022) !== 0) return `is writable by others (mode ${(stat.mode & 0o777).toString(8)})`;
+  return undefined;
+}
+
+export interface StateDirCandidates {
+  configured: string;
+  product: string;
+  env: Readonly<Record<string, string | undefined>>;
+  tmpdir: string;
+  uid: number | undefined;
 }
 
 /**
- * For state that is a courtesy (a counter, a cached id, a marker): false when it could not be
- * written, and the caller carries on without it.
+ * The configured dir, else a dir of this user's own, so a service user whose state dir the
+ * installer left to root still keeps its crash-loop limit and back-off. In order: the configured
+ * dir, $XDG_STATE_HOME/<product>, $HOME/.local/state/<product>, <tmpdir>/<product>-<uid>.
  */
-export function writeQuietly(file: string, content: string): boolean {
-  try {
-    writeAtomically(file, content);
-    return true;
-  } catch {
-    return false;
-  }
+export function stateDirCandidates({ configured, product, env, tmpdir, uid }: StateDirCandidates): string[] {
+  const candidates = [configured];
+  if (env.XDG_STATE_HOME?.startsWith('/')) candidates.push(path.join(env.XDG_STATE_HOME, product));
+  if (env.HOME?.startsWith('/') && env.HOME !== '/') candidates.push(path.join(env.HOME, '.local/state', product));
+  candidates.push(path.join(tmpdir, `${product}-${uid ?? 'user'}`));
+  return [...new Set(candidates)];
 }
 
-/**
- * Reads a regular file without following a symlink in its last component (O_NONBLOCK: a FIFO
- * put in its place cannot make us wait).
- */
-export function readNoFollow(file: string): string {
-  const fd = openSync(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-  try {
-    // A directory fails the read with EISDIR; a FIFO, opened non-blocking, reads as empty.
-    return readFileSync(fd, 'utf8');
-  } finally {
-    closeSync(fd);
+/** The first usable candidate; `create` false looks without creating anything (status, dry run). */
+export function chooseStateDir(candidates: readonly string[], uid: number | undefined, create: boolean): StateDirChoice {
+  const refused: Unusable[] = [];
+  for (const dir of candidates) {
+    const reason = checkStateDir(dir, uid, create);
+    if (reason === undefined) return { stateDir: { dir, uid }, refused };
+    refused.push({ dir, reason });
   }
-}
-
-export function readNumber(file: string): number {
-  try {
-    const value = Number(readNoFollow(file).trim());
-    return Number.isSafeInteger(value) && value > 0 ? value : 0;
-  } catch {
-    return 0;
-  }
-}
-
-export function readJson(file: string): Record<string, unknown> | undefined {
-  try {
-    const value = JSON.parse(readNoFollow(file));
-    return typeof value === 'object' && value !== null ? value : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-/** Appends in one write (O_APPEND: concurrent appenders do not interleave lines), 0600, no symlink. */
-export function appendNoFollow(file: string, text: string): void {
-  const fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
-  try {
-    writeSync(fd, text);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-export function removeFile(file: string): void {
-  try {
-    unlinkSync(file);
-  } catch {
-    // already gone, or not ours to remove
-  }
+  return { stateDir: undefined, refused };
 }

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readdirSync, readlinkSync, readSync, statSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readlinkSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
 
 /**
@@ -47,12 +47,19 @@ function readLinkAt(file: string): string | undefined | null {
   }
 }
 
+/**
+ * A regular file's text, or undefined. Opened O_NONBLOCK and checked with fstat before a byte is
+ * read, so a FIFO, a terminal or a blocking device put where a system file should be can never
+ * hold a run past its budget (a synchronous read cannot be interrupted by a timer); a huge file
+ * is read up to MAX_READ_BYTES only.
+ */
 export function readText(root: string, rel: string): string | undefined {
   const file = resolveInRoot(root, rel);
   if (file === undefined) return undefined;
   let fd: number | undefined;
   try {
-    fd = openSync(file, 'r');
+    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    if (!fstatSync(fd).isFile()) return undefined;
     const chunks: Buffer[] = [];
     let total = 0;
     // /proc files report a size of 0, so read until EOF rather than trusting stat.

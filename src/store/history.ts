@@ -1,14 +1,15 @@
 import { lstatSync } from 'node:fs';
 import path from 'node:path';
-import { appendNoFollow, readNoFollow, writeAtomically } from './state-dir.ts';
+import { appendText, readOwnFile, writeWhole } from './files.ts';
+import type { StateDir } from './state-dir.ts';
 
 /**
  * What happened to the last events, readable without setting anything up:
  * `<state-dir>/history.jsonl`, one entry per line, shown by `anonymous-statistics history`.
- * Capped: past LEDGER_MAX_BYTES only the newest LEDGER_KEEP entries are kept. Two runs trimming
+ * Capped: past HISTORY_MAX_BYTES only the newest HISTORY_KEEP entries are kept. Two runs trimming
  * at the same moment may lose a line of it, never an event.
  */
-export interface LedgerEntry {
+export interface HistoryEntry {
   time: string;
   event: string;
   uuid: string;
@@ -18,39 +19,39 @@ export interface LedgerEntry {
   duration_ms?: number;
 }
 
-const LEDGER_FILE = 'history.jsonl';
-const LEDGER_MAX_BYTES = 128 * 1024;
-export const LEDGER_KEEP = 200;
+const HISTORY_FILE = 'history.jsonl';
+const HISTORY_MAX_BYTES = 128 * 1024;
+export const HISTORY_KEEP = 200;
 
-function ledgerFile(stateDir: string): string {
-  return path.join(stateDir, LEDGER_FILE);
+function historyFile(stateDir: StateDir): string {
+  return path.join(stateDir.dir, HISTORY_FILE);
 }
 
-/** Call only with a state dir that ensurePrivateDir accepted. Never throws. */
-export function record(stateDir: string, entries: readonly LedgerEntry[]): void {
+/** Never throws: the history is a courtesy, and a full disk or a planted file must not cost the event. */
+export function recordHistory(stateDir: StateDir, entries: readonly HistoryEntry[]): void {
   if (entries.length === 0) return;
-  const file = ledgerFile(stateDir);
+  const file = historyFile(stateDir);
   try {
     // A flush of a thousand events would only be trimmed back to the newest ones: write just those.
-    appendNoFollow(file, entries.slice(-LEDGER_KEEP).map((entry) => `${JSON.stringify(entry)}\n`).join(''));
-    if (lstatSync(file).size > LEDGER_MAX_BYTES) writeAtomically(file, readLedgerLines(file).slice(-LEDGER_KEEP).join('\n') + '\n');
+    appendText(file, entries.slice(-HISTORY_KEEP).map((entry) => `${JSON.stringify(entry)}\n`).join(''), { uid: stateDir.uid });
+    if (lstatSync(file).size > HISTORY_MAX_BYTES) writeWhole(file, readHistoryLines(stateDir).slice(-HISTORY_KEEP).join('\n') + '\n');
   } catch {
-    // The ledger is a courtesy; a full disk must not cost the event.
+    // see above
   }
 }
 
-function readLedgerLines(file: string): string[] {
+function readHistoryLines(stateDir: StateDir): string[] {
   try {
-    return readNoFollow(file).split('\n').filter((line) => line.trim() !== '');
+    return readOwnFile(historyFile(stateDir), stateDir.uid).split('\n').filter((line) => line.trim() !== '');
   } catch {
     return [];
   }
 }
 
 /** The newest entries last; lines that are not entries (a torn write) are skipped. */
-export function readLedger(stateDir: string): LedgerEntry[] {
-  const entries: LedgerEntry[] = [];
-  for (const line of readLedgerLines(ledgerFile(stateDir)).slice(-LEDGER_KEEP)) {
+export function readHistory(stateDir: StateDir): HistoryEntry[] {
+  const entries: HistoryEntry[] = [];
+  for (const line of readHistoryLines(stateDir).slice(-HISTORY_KEEP)) {
     try {
       const entry = JSON.parse(line);
       if (typeof entry?.event === 'string' && typeof entry?.outcome === 'string') entries.push(entry);
@@ -61,7 +62,7 @@ export function readLedger(stateDir: string): LedgerEntry[] {
   return entries;
 }
 
-export function formatLedger(entries: readonly LedgerEntry[]): string {
+export function formatHistory(entries: readonly HistoryEntry[]): string {
   if (entries.length === 0) return 'no events recorded yet\n';
   const rows = entries.map((e) => [e.time, e.event, e.outcome, e.status === undefined ? '' : String(e.status), e.duration_ms === undefined ? '' : `${e.duration_ms} ms`, e.reason]);
   const header = ['time', 'event', 'outcome', 'http', 'took', 'why'];

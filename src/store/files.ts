@@ -1,0 +1,102 @@
+import { closeSync, constants, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+
+/**
+ * File handling for the state dir. Every file is 0600 and opened with O_NOFOLLOW (a planted
+ * symlink is refused, not followed) and O_NONBLOCK (a FIFO planted in a file's place can never
+ * make a run wait); only regular files owned by us are read. A write counts only when every byte
+ * landed: a short write (full disk, RLIMIT_FSIZE) throws, and the file is never renamed into place.
+ */
+
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_NONBLOCK } = constants;
+
+/** What a state file may hold at most; a larger one is somebody else's doing. */
+const MAX_STATE_FILE_BYTES = 4 * 1024 * 1024;
+
+export function writeAll(fd: number, content: string | Buffer): void {
+  const bytes = typeof content === 'string' ? Buffer.from(content) : content;
+  let written = 0;
+  while (written < bytes.length) {
+    const n = writeSync(fd, bytes, written, bytes.length - written);
+    if (n <= 0) throw Object.assign(new Error('short write'), { code: 'ESHORT' });
+    written += n;
+  }
+}
+
+/** Creates `file` (which must not exist) holding all of `content`; on any failure it is removed again. */
+export function writeNew(file: string, content: string | Buffer): void {
+  const fd = openSync(file, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK, 0o600);
+  try {
+    try {
+      writeAll(fd, content);
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    removeFile(file);
+    throw error;
+  }
+}
+
+/** Writes `content` to a fresh file beside `file` and renames it into place: readers see all of it or none. */
+export function writeWhole(file: string, content: string | Buffer): void {
+  const temporary = `${file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
+  writeNew(temporary, content);
+  try {
+    renameSync(temporary, file);
+  } catch (error) {
+    removeFile(temporary);
+    throw error;
+  }
+}
+
+/**
+ * A regular file of ours, whole (up to `maxBytes`). Throws ENOENT when absent, and EPERM for
+ * anything we would not trust: not a regular file, or owned by another user.
+ */
+export function readOwnFile(file: string, uid: number | undefined, maxBytes = MAX_STATE_FILE_BYTES): string {
+  const fd = openSync(file, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile() || (uid !== undefined && stat.uid !== uid)) throw Object.assign(new Error(`${file} is not a file of ours`), { code: 'EPERM' });
+    const buffer = Buffer.allocUnsafe(Math.min(stat.size, maxBytes));
+    let total = 0;
+    while (total < buffer.length) {
+      const n = readSync(fd, buffer, total, buffer.length - total, null);
+      if (n === 0) break;
+      total += n;
+    }
+    return buffer.toString('utf8', 0, total);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Appends in one write (O_APPEND: concurrent appenders do not interleave lines). `ours`: the
+ * file must be a regular file owned by `uid` (the ledger); a log the user chose may be any file
+ * or a FIFO with a reader, and may be reached through a symlink.
+ */
+export function appendText(file: string, text: string, ours: { uid: number | undefined } | undefined): void {
+  const fd = openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | (ours ? O_NOFOLLOW : 0), 0o600);
+  try {
+    const stat = fstatSync(fd);
+    if (ours && (!stat.isFile() || (ours.uid !== undefined && stat.uid !== ours.uid))) throw Object.assign(new Error(`${file} is not a file of ours`), { code: 'EPERM' });
+    if (!stat.isFile() && !stat.isFIFO()) throw Object.assign(new Error(`${file} is neither a file nor a FIFO`), { code: 'EPERM' });
+    writeAll(fd, text);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function removeFile(file: string): boolean {
+  try {
+    unlinkSync(file);
+    return true;
+  } catch {
+    return false; // already gone, or not ours to remove
+  }
+}
+
+export function errorCode(error: unknown): string {
+  return (error as NodeJS.ErrnoException)?.code ?? (error as Error)?.message ?? String(error);
+}
