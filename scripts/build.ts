@@ -6,7 +6,7 @@
  * knows comes from the consent document.
  */
 import { build as esbuild, type Plugin } from 'esbuild';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -17,7 +17,10 @@ const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.js');
 const DASHBOARD_FILE_NAME = 'anonymous-statistics-dashboard.js';
 const DEFAULT_VENDOR_FILE = path.join(projectDir, 'vendor.json');
-const BUNDLED_LICENSES = ['semver'];
+/** Where the code that runs before consent lives: the reporter shares these modules instead of bundling them again. */
+const BEFORE_CONSENT = /^src\/(cli|consent|config)\/|^src\/(errors|run|main)\.ts$|^vendor\.json$/;
+/** Licences a bundled package may have (its package.json "license"); any other fails the build. */
+const KNOWN_LICENSES = new Set(['ISC', 'MIT', 'BSD-2-Clause', 'BSD-3-Clause', 'Apache-2.0']);
 
 const COMMON = {
   bundle: true,
@@ -78,11 +81,27 @@ function vendorPlugin(vendorJson: string): Plugin {
   };
 }
 
-function licenseFooter(): string {
-  const notices = BUNDLED_LICENSES.map((name) => {
-    const license = readFileSync(path.join(projectDir, 'node_modules', name, 'LICENSE'), 'utf8').trim();
-    return `${name}:\n${license}`;
+interface BundledPackage {
+  name: string;
+  license: string;
+  text: string;
+}
+
+/** The packages a bundle holds, read from esbuild's metafile, each with its licence text. */
+function bundledPackages(inputs: readonly string[]): BundledPackage[] {
+  const names = new Set(inputs.map((input) => /(?:^|\/)node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(input)?.[1]).filter((name): name is string => name !== undefined));
+  return [...names].sort().map((name) => {
+    const dir = path.join(projectDir, 'node_modules', name);
+    const license = String(JSON.parse(readFileSync(path.join(dir, 'package.json'), 'utf8')).license ?? 'none');
+    if (!KNOWN_LICENSES.has(license)) throw new Error(`bundled package ${name} has licence "${license}", not one of ${[...KNOWN_LICENSES].join(', ')}`);
+    const file = readdirSync(dir).find((entry) => /^(licen[cs]e|copying)(\.(md|txt))?$/i.test(entry));
+    if (file === undefined) throw new Error(`bundled package ${name} ships no licence file`);
+    return { name, license, text: readFileSync(path.join(dir, file), 'utf8').trim() };
   });
+}
+
+function licenseFooter(packages: readonly BundledPackage[]): string {
+  const notices = packages.map(({ name, license, text }) => `${name} (${license}):\n${text}`);
   return `/*\nThis file bundles the following packages under their licenses.\n\n${notices.join('\n\n').replaceAll('*/', '* /')}\n*/`;
 }
 
@@ -113,18 +132,71 @@ async function buildDashboard(outfile: string): Promise<void> {
   if (imports.length > 0) throw new Error(`${outfile} would import ${imports.map((i) => i.path).join(', ')}: the dashboard module must import nothing`);
 }
 
+/**
+ * The code past consent (src/reporter.ts and all it imports), bundled on its own and shipped as a
+ * string that node:vm compiles, with a file name of its own for stack traces, only when run.ts
+ * loads it: an opted-out run compiles only the code before consent. Modules from before consent
+ * that it imports are not bundled again: they are handed over from the outer bundle.
+ */
+async function reporterPlugin(vendorJson: string): Promise<{ plugin: Plugin; inputs: string[] }> {
+  const result = await esbuild({
+    ...COMMON,
+    entryPoints: [path.join(projectDir, 'src/reporter.ts')],
+    write: false,
+    metafile: true,
+    plugins: [
+      vendorPlugin(vendorJson),
+      {
+        name: 'share-before-consent',
+        setup(build) {
+          build.onResolve({ filter: /^\./ }, (args) => {
+            const target = path.relative(projectDir, path.resolve(args.resolveDir, args.path));
+            return BEFORE_CONSENT.test(target) ? { path: `before-consent:${target}`, external: true } : undefined;
+          });
+        },
+      },
+    ],
+  });
+  const code = result.outputFiles[0].text;
+  const shared = [...new Set([...code.matchAll(/require\("before-consent:([^"]+)"\)/g)].map((m) => m[1]))];
+  const contents = [
+    "const vm = require('node:vm');",
+    `const shared = { ${shared.map((file) => `${JSON.stringify(`before-consent:${file}`)}: require(${JSON.stringify(path.join(projectDir, file))})`).join(', ')} };`,
+    `const compiled = vm.compileFunction(${JSON.stringify(code)}, ['exports', 'require', 'module'], { filename: __filename + '#reporter' });`,
+    'const reporter = { exports: {} };',
+    'compiled(reporter.exports, (id) => (Object.hasOwn(shared, id) ? shared[id] : require(id)), reporter);',
+    'module.exports = reporter.exports;',
+  ].join('\n');
+  return {
+    inputs: Object.keys(result.metafile.inputs),
+    plugin: {
+      name: 'reporter-compiled-on-use',
+      setup(build) {
+        build.onResolve({ filter: /^\.\/reporter\.ts$/ }, () => ({ path: 'reporter', namespace: 'reporter' }));
+        build.onLoad({ filter: /.*/, namespace: 'reporter' }, () => ({ contents, loader: 'js', resolveDir: path.join(projectDir, 'src') }));
+      },
+    },
+  };
+}
+
 export async function build({ vendorFile = DEFAULT_VENDOR_FILE, outfile = DEFAULT_OUTFILE }: BuildOptions = {}): Promise<string> {
   const vendor = readVendorFile(vendorFile);
   const toolVersion = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')).version as string;
-  await esbuild({
+  const reporter = await reporterPlugin(JSON.stringify(vendor));
+  const outer = await esbuild({
     ...COMMON,
     entryPoints: [path.join(projectDir, 'src/main.ts')],
-    outfile,
-    banner: { js: banner(vendor) },
-    footer: { js: licenseFooter() },
+    write: false,
+    metafile: true,
     define: { TOOL_VERSION: JSON.stringify(toolVersion) },
-    plugins: [vendorPlugin(JSON.stringify(vendor))],
+    plugins: [vendorPlugin(JSON.stringify(vendor)), reporter.plugin],
   });
+  const outerInputs = Object.keys(outer.metafile.inputs).filter((input) => !input.startsWith('reporter:'));
+  const twice = outerInputs.filter((input) => reporter.inputs.includes(input));
+  if (twice.length > 0) throw new Error(`bundled twice, before and past consent: ${twice.join(', ')} (code before consent may reach code past it only through src/reporter.ts)`);
+  const footer = licenseFooter(bundledPackages([...outerInputs, ...reporter.inputs]));
+  mkdirSync(path.dirname(outfile), { recursive: true });
+  writeFileSync(outfile, `${banner(vendor)}\n${outer.outputFiles[0].text}${footer}\n`, { mode: 0o755 });
   await buildDashboard(dashboardOutfile(outfile));
   return outfile;
 }

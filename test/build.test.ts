@@ -46,7 +46,22 @@ test('the bundle is one self-contained file: a shebang and no require of node_mo
   );
   const required = [...bundle.matchAll(/require\("([^"]+)"\)/g)].map((m) => m[1]);
   assert.ok(required.length > 0);
-  for (const name of required) assert.match(name, /^node:|^(fs|path|os|net|tls|http|https|http2|crypto|util|stream|events|buffer|zlib|url|assert|dns|async_hooks|worker_threads|perf_hooks|querystring|string_decoder|diagnostics_channel|console|util\/types|stream\/web|timers|child_process|sqlite)$/, name);
+  // before-consent: a module of this same file, handed to the code past consent (scripts/build.ts).
+  for (const name of required) assert.match(name, /^node:|^before-consent:src\/|^(fs|path|os|net|tls|http|https|http2|crypto|util|stream|events|buffer|zlib|url|assert|dns|async_hooks|worker_threads|perf_hooks|querystring|string_decoder|diagnostics_channel|console|util\/types|stream\/web|timers|child_process|sqlite)$/, name);
+});
+
+test('the code past consent is compiled with a name of its own, and works where code generation from strings is forbidden', async (t) => {
+  const bundle = readFileSync(DEFAULT_OUTFILE, 'utf8');
+  assert.doesNotMatch(bundle, /new Function|\beval\(/);
+  const dir = tempDir(t);
+  const result = await new Promise<{ code: number | null; stdout: string }>((resolve) =>
+    execFile(process.execPath, ['--disallow-code-generation-from-strings', DEFAULT_OUTFILE, 'start', '--dry-run', '--root', dir, '--state-dir', dir], { env: {} }, (error, stdout) =>
+      resolve({ code: error ? (error.code as number) : 0, stdout }),
+    ),
+  );
+  assert.equal(result.code, 0);
+  assert.equal(JSON.parse(result.stdout).event, 'start');
+  assert.match(bundle, /filename:__filename\+"#reporter"/);
 });
 
 test('a vendor flavour bakes its product, endpoint, API key and dirs into the file', async (t) => {

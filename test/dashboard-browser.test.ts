@@ -202,7 +202,7 @@ describe('the dashboard module in headless Chromium', { skip: missing !== undefi
       ...PAGE_CONSTANTS,
       product: 'example-daemon',
       product_version: PRODUCT_VERSION,
-      schema_version: 1,
+      schema_version: parsedConsent.schema_version,
     };
     assert.deepEqual(
       body.batch.map((event: Record<string, unknown>) => [event.event, event.properties]),
