@@ -2,7 +2,8 @@
  * Bundles src/ into the one file users run: `npm run build [-- --vendor FILE] [-- --outfile FILE]`.
  * The vendor's JSON (product, endpoint, API key, config and state dirs, the product's own command
  * and opt-out names) replaces vendor.json in the bundle after validation, so a flavour needs no
- * source edit.
+ * source edit. Beside it goes the dashboard's browser module, the same for every vendor: all it
+ * knows comes from the consent document.
  */
 import { build as esbuild, type Plugin } from 'esbuild';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { optionNames } from '../src/cli/parse.ts';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.js');
+const DASHBOARD_FILE_NAME = 'anonymous-statistics-dashboard.js';
 const DEFAULT_VENDOR_FILE = path.join(projectDir, 'vendor.json');
 /** Where the code that runs before consent lives: the reporter shares these modules instead of bundling them again. */
 const BEFORE_CONSENT = /^src\/(cli|consent|config)\/|^src\/(errors|run|main)\.ts$|^vendor\.json$/;
@@ -103,6 +105,33 @@ function licenseFooter(packages: readonly BundledPackage[]): string {
   return `/*\nThis file bundles the following packages under their licenses.\n\n${notices.join('\n\n').replaceAll('*/', '* /')}\n*/`;
 }
 
+/** The browser module is written next to the CLI file, whatever that is called. */
+export function dashboardOutfile(outfile: string): string {
+  return path.join(path.dirname(outfile), DASHBOARD_FILE_NAME);
+}
+
+/**
+ * An ES module for any browser a dashboard meets (no optional chaining in the output, which
+ * 2020's Safari 13 lacks) that imports nothing: the build fails if esbuild's own record of the
+ * output shows an import, static or dynamic, so a page never fetches more than this one file.
+ */
+async function buildDashboard(outfile: string): Promise<void> {
+  const { metafile } = await esbuild({
+    entryPoints: [path.join(projectDir, 'src/dashboard/index.ts')],
+    outfile,
+    bundle: true,
+    platform: 'browser',
+    format: 'esm',
+    target: ['es2017'],
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning',
+    metafile: true,
+  });
+  const imports = Object.values(metafile.outputs).flatMap((output) => output.imports);
+  if (imports.length > 0) throw new Error(`${outfile} would import ${imports.map((i) => i.path).join(', ')}: the dashboard module must import nothing`);
+}
+
 /**
  * The code past consent (src/reporter.ts and all it imports), bundled on its own and shipped as a
  * string that node:vm compiles, with a file name of its own for stack traces, only when run.ts
@@ -168,13 +197,14 @@ export async function build({ vendorFile = DEFAULT_VENDOR_FILE, outfile = DEFAUL
   const footer = licenseFooter(bundledPackages([...outerInputs, ...reporter.inputs]));
   mkdirSync(path.dirname(outfile), { recursive: true });
   writeFileSync(outfile, `${banner(vendor)}\n${outer.outputFiles[0].text}${footer}\n`, { mode: 0o755 });
+  await buildDashboard(dashboardOutfile(outfile));
   return outfile;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { vendor: { type: 'string' }, outfile: { type: 'string' } } });
   build({ vendorFile: values.vendor && path.resolve(values.vendor), outfile: values.outfile && path.resolve(values.outfile) }).then(
-    (outfile) => console.log(`built ${path.relative(process.cwd(), outfile)}`),
+    (outfile) => console.log(`built ${path.relative(process.cwd(), outfile)} and ${path.relative(process.cwd(), dashboardOutfile(outfile))}`),
     (error: Error) => {
       console.error(`build failed: ${error.message}`);
       process.exitCode = 1;

@@ -1,14 +1,19 @@
 /**
  * The main job, end to end: starts the local capture endpoint on 127.0.0.1, reports four events
  * through the compiled file exactly as a daemon's hooks would, prints what the endpoint
- * received, and stops it. Nothing leaves this machine.
+ * received; then the dashboard channel: serves a dashboard page with the consent document the
+ * compiled file prints, drives it once in headless Chromium where there is one, and prints what
+ * the page sent. Nothing leaves this machine.
+ *
+ *   npm run demo [-- --keep-open]     --keep-open: leave the page up for a person, until Ctrl-C
  */
 import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { describeEvent, startEndpoint } from './endpoint.ts';
+import { parseArgs, promisify } from 'node:util';
+import { BLANK_PATH, dashboardPage, startPageServer } from './dashboard-page.ts';
+import { describeEvent, startEndpoint, type Endpoint } from './endpoint.ts';
 
 const BUNDLE = path.resolve(__dirname, '../dist/anonymous-statistics.js');
 const EVENTS = [
@@ -18,7 +23,12 @@ const EVENTS = [
   ['stop', '--exit-code', '1'],
 ];
 
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+/** The telemetry variables of the shell running the demo must not silence it. */
+const DEMO_ENV = { ...process.env, DO_NOT_TRACK: '', DISABLE_TELEMETRY: '' };
+
 async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { 'keep-open': { type: 'boolean' } } });
   const endpoint = await startEndpoint();
   const dirs = mkdtempSync(path.join(os.tmpdir(), 'anon-stats-demo-'));
   try {
@@ -27,7 +37,7 @@ async function main(): Promise<void> {
       const command = [BUNDLE, ...args, '--endpoint', endpoint.url, '--product-version', 'v1.44.0', '--config-dir', dirs, '--state-dir', dirs];
       console.log(`$ node dist/anonymous-statistics.js ${args.map((a) => (/\s/.test(a) ? `'${a}'` : a)).join(' ')} --endpoint ${endpoint.url} ...`);
       // Asynchronous, so this process's endpoint can answer while the child waits on it.
-      const { stderr } = await promisify(execFile)(process.execPath, command, { env: { ...process.env, DO_NOT_TRACK: '', DISABLE_TELEMETRY: '' } });
+      const { stderr } = await promisify(execFile)(process.execPath, command, { env: DEMO_ENV });
       process.stderr.write(stderr);
     }
     const events = endpoint.events();
@@ -39,10 +49,71 @@ async function main(): Promise<void> {
       console.error(`expected ${EVENTS.length} events; is telemetry opted out on this machine? (anonymous-statistics status)`);
       process.exitCode = 1;
     }
+    await dashboardChannel(endpoint, dirs, values['keep-open'] === true);
   } finally {
     await endpoint.close();
     rmSync(dirs, { recursive: true, force: true });
   }
+}
+
+/** A daemon's web page, under the same consent: what it sends, and that a person sees nothing of it. */
+async function dashboardChannel(endpoint: Endpoint, dirs: string, keepOpen: boolean): Promise<void> {
+  const args = ['consent', '--endpoint', endpoint.url, '--product-version', 'v1.44.0', '--config-dir', dirs, '--state-dir', dirs];
+  const { stdout: consent } = await promisify(execFile)(process.execPath, [BUNDLE, ...args], { env: DEMO_ENV });
+  console.log(`\n--- the dashboard channel ---\n$ node dist/anonymous-statistics.js ${args.join(' ')}\n${consent}`);
+  const pages = await startPageServer();
+  try {
+    const url = `${pages.origin}${pages.add(dashboardPage({ consent }))}`;
+    console.log(`a dashboard page with that document inlined, and dist/anonymous-statistics-dashboard.js beside it:\n  ${url}\n`);
+    const before = endpoint.requests.length;
+    if (existsSync(CHROMIUM)) {
+      await driveOnce(url, `${pages.origin}${BLANK_PATH}`);
+      const arrived = () => endpoint.requests.slice(before).flatMap((request) => request.events);
+      // The pageview and the click, in one batch or two (the flush timer may fall between them).
+      while (arrived().length < 2) await endpoint.received(endpoint.requests.length + 1);
+      const sent = arrived();
+      console.log(`headless Chromium opened it, clicked "Open alerts" and left; the endpoint received ${sent.length} events:`);
+      for (const event of sent) console.log(describeDashboardEvent(event));
+      if (sent[0]) console.log(`\nfull payload of the first one:\n${JSON.stringify(sent[0], null, 2)}`);
+    } else {
+      console.log(`no Chromium at ${CHROMIUM} to drive the page: open it yourself with npm run demo -- --keep-open`);
+    }
+    if (keepOpen) {
+      console.log(`\nthe page stays up at ${url}: each button there sends an event; Ctrl-C to stop`);
+      let shown = endpoint.requests.length;
+      const timer = setInterval(() => {
+        for (const request of endpoint.requests.slice(shown)) for (const event of request.events) console.log(describeDashboardEvent(event));
+        shown = endpoint.requests.length;
+      }, 200);
+      await new Promise<void>((resolve) => process.once('SIGINT', resolve));
+      clearInterval(timer);
+    }
+  } finally {
+    await pages.close();
+  }
+}
+
+/** Loads the page, clicks one button, and leaves it (its pagehide sends what is queued). */
+async function driveOnce(url: string, elsewhere: string): Promise<void> {
+  const { chromium } = await import('playwright-core');
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1'],
+  });
+  try {
+    const page = await browser.newPage();
+    await page.goto(url);
+    await page.click('text=Open alerts');
+    await page.goto(elsewhere);
+  } finally {
+    await browser.close();
+  }
+}
+
+function describeDashboardEvent(event: Record<string, unknown>): string {
+  const properties = (event.properties ?? {}) as Record<string, unknown>;
+  const name = properties.dashboard_page ?? properties.dashboard_action;
+  return `${String(event.event).padEnd(18)} ${JSON.stringify(name)}  distinct_id=${properties.distinct_id} $current_url=${properties.$current_url}`;
 }
 
 void main();

@@ -26,7 +26,8 @@ export interface ReceivedRequest {
 
 /** How to answer; tests script faults with it. */
 export type Behavior =
-  | { kind: 'accept' }
+  /** `headers` go on the answer too (a Set-Cookie, to prove a client does not keep it). */
+  | { kind: 'accept'; headers?: Record<string, string> }
   | { kind: 'status'; status: number; headers?: Record<string, string> }
   /** Read the request, never answer. */
   | { kind: 'hang' }
@@ -53,6 +54,8 @@ export interface Endpoint {
   received(count: number): Promise<void>;
   /** One behavior for every request, or a list used in turn (the last one repeats). */
   setBehavior(behavior: Behavior | Behavior[]): void;
+  /** Resolves once `count` requests have been received and handled. */
+  received(count: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -73,7 +76,10 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
   const handler = (req: IncomingMessage, res: ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (chunk: Buffer) => chunks.push(chunk));
-    req.on('end', () => answer(req, res, Buffer.concat(chunks)));
+    req.on('end', () => {
+      answer(req, res, Buffer.concat(chunks));
+      wake();
+    });
   };
   const server: Server = options.tls ? createHttpsServer(options.tls, handler) : createServer(handler);
   const answer = (req: IncomingMessage, res: ServerResponse, raw: Buffer) => {
@@ -123,7 +129,7 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
     }
     record.status = verdict.error ? 400 : 200;
     if (!verdict.error) record.events = verdict.events;
-    res.writeHead(record.status, { 'content-type': 'application/json' });
+    res.writeHead(record.status, { 'content-type': 'application/json', ...behavior.headers });
     res.end(JSON.stringify(verdict.error ? { type: 'validation_error', detail: verdict.error } : { status: 1 }));
   };
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
@@ -134,6 +140,7 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
     events: () => requests.flatMap((r) => r.events),
     received: (count) => (requests.length >= count ? Promise.resolve() : new Promise<void>((resolve) => void waiters.add({ count, resolve }))),
     setBehavior: (next) => void (behaviors = Array.isArray(next) ? [...next] : [next]),
+    received: (count) => new Promise<void>((resolve) => (requests.length >= count ? resolve() : void waiters.add({ count, resolve }))),
     close: () =>
       new Promise<void>((resolve) => {
         for (const timer of timers) clearInterval(timer);

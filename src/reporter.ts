@@ -10,10 +10,11 @@ import type { EventName, EventProperties } from './cli/events.ts';
 import type { Context } from './config/context.ts';
 import type { Settings } from './config/settings.ts';
 import type { OptOut } from './consent/optout.ts';
+import type { DashboardConsent } from './dashboard/consent.ts';
 import { readText } from './collect/detect/fs.ts';
 import { detectSystem } from './collect/detect/index.ts';
 import { distinctId, identitySource } from './collect/identity.ts';
-import { toCapture, type CaptureEvent } from './collect/payload.ts';
+import { SCHEMA_VERSION, toCapture, type CaptureEvent } from './collect/payload.ts';
 import { createScrubber, cut } from './collect/scrub.ts';
 import { productVersionProperties } from './collect/version.ts';
 import { deliverNew, enforceCaps, flushOutbox, type Delivery, type FlushResult } from './deliver/delivery.ts';
@@ -335,5 +336,23 @@ export function describeState(settings: Settings, ctx: Context) {
     unusable_state_dirs: refused,
     queued_events: stateDir ? unsentCount(outboxAt(stateDir)) : 0,
     properties,
+  };
+}
+
+/**
+ * What `consent` prints for a web dashboard: the id and names the backend's own events carry, so
+ * both channels count one machine once. Computed, never written: a random id not yet kept is
+ * not kept by this either.
+ */
+export function dashboardConsent(settings: Settings, ctx: Context): DashboardConsent {
+  const { stateDir } = peekStateDir(settings, ctx);
+  return {
+    enabled: true,
+    distinct_id: distinctId(settings.root, settings.product, randomIdOf(stateDir, ctx, false)),
+    endpoint: captureUrl(settings.endpoint).href,
+    api_key: settings.apiKey,
+    product: settings.product,
+    product_version: capped(productVersionProperties(settings.productVersion)).product_version,
+    schema_version: SCHEMA_VERSION,
   };
 }

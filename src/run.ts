@@ -131,6 +131,17 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     if (result.error !== undefined) throw new CommandError(`${result.remaining} events still queued: ${result.error}`);
     return 0;
   },
+  async consent(values, ctx) {
+    const settings = settingsOf(values, ctx);
+    // Before anything is read: an opted-out host computes no id for its dashboard either.
+    if (activeOptOuts(settings, ctx, true).length > 0) {
+      ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);
+      return 0;
+    }
+    const { dashboardConsent } = await import('./reporter.ts');
+    ctx.stdout(`${JSON.stringify(dashboardConsent(settings, ctx))}\n`);
+    return 0;
+  },
   async history(values, ctx) {
     const settings = settingsOf(values, ctx);
     const { history } = await import('./reporter.ts');

@@ -2,16 +2,35 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { build, DEFAULT_OUTFILE } from '../scripts/build.ts';
+import { build, dashboardOutfile, DEFAULT_OUTFILE } from '../scripts/build.ts';
 import { runBundle, tempDir } from './helpers.ts';
 import { validateVendorConfig } from '../src/config/vendor.ts';
 import { optionNames } from '../src/cli/parse.ts';
 import { execFile } from 'node:child_process';
 
-test('the committed dist/anonymous-statistics.js is exactly what a fresh build of src/ produces', async (t) => {
+test('the committed dist/anonymous-statistics.js and its dashboard module are exactly what a fresh build of src/ produces', async (t) => {
   const outfile = path.join(tempDir(t), 'fresh.js');
   await build({ outfile });
   assert.ok(readFileSync(outfile).equals(readFileSync(DEFAULT_OUTFILE)), 'dist/ is stale: run npm run build and commit it');
+  assert.equal(dashboardOutfile(outfile), path.join(path.dirname(outfile), 'anonymous-statistics-dashboard.js'));
+  assert.ok(readFileSync(dashboardOutfile(outfile)).equals(readFileSync(dashboardOutfile(DEFAULT_OUTFILE))), 'dist/anonymous-statistics-dashboard.js is stale: run npm run build and commit it');
+});
+
+test('the dashboard module is one small ES module that imports nothing and does nothing when loaded', async () => {
+  const code = readFileSync(dashboardOutfile(DEFAULT_OUTFILE), 'utf8');
+  assert.ok(code.length < 10_000, `${code.length} bytes`);
+  // Not even the word: no static import, no import(), no import.meta.
+  assert.doesNotMatch(code, /\bimport\b/);
+  assert.match(code, /export\{\w+ as startDashboardTelemetry\}/);
+  // A data: URL module could not resolve an import if it had one; loading it must leave no trace.
+  const globalsBefore = Object.keys(globalThis).sort();
+  const module = await import(`data:text/javascript;base64,${Buffer.from(code).toString('base64')}`);
+  assert.deepEqual(Object.keys(module), ['startDashboardTelemetry']);
+  assert.deepEqual(Object.keys(globalThis).sort(), globalsBefore);
+  const silent = module.startDashboardTelemetry({ enabled: false });
+  assert.deepEqual(Object.keys(silent), ['pageview', 'action', 'stop']);
+  silent.pageview('overview');
+  silent.stop();
 });
 
 test('the bundle is one self-contained file: a shebang and no require of node_modules', () => {

@@ -24,7 +24,7 @@ test('--help lists every command and every option the contract names', async () 
   // The contract's example of a vendor's optOutFlag: a flavour's --help lists its own (test/flavour.test.ts).
   options.delete('--disable-analytics');
   const commands = new Set([...CONTRACT.matchAll(/^\| `([a-z][a-z-]*)`/gm)].map((m) => m[1]));
-  for (const name of ['status', 'disable', 'enable', 'flush', 'history']) commands.add(name);
+  for (const name of ['status', 'disable', 'enable', 'flush', 'history', 'consent']) commands.add(name);
   assert.ok(options.size >= 20 && commands.size >= 12, 'the contract was read');
   for (const option of options) assert.ok(help.stdout.includes(option), `--help does not mention ${option}`);
   for (const command of commands) assert.match(help.stdout, new RegExp(`^  ${command}\\b`, 'm'), `--help does not list ${command}`);

@@ -34,6 +34,8 @@ Management commands:
   enable              remove the opt-out marker file
   flush               send events queued while offline
   history [--json]    what was sent, queued or dropped lately
+  consent             the JSON document a web dashboard starts its telemetry with
+                      ({"enabled":false} when opted out); writes and sends nothing
 
 Options of every event command (a flag beats its variable, which beats the build default):
   --disable-telemetry        opt out (also DISABLE_TELEMETRY or DO_NOT_TRACK set to anything)

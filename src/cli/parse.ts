@@ -33,6 +33,7 @@ export const MANAGEMENT_COMMANDS = {
   enable: SETTINGS_OPTIONS,
   flush: SETTINGS_OPTIONS,
   history: { ...SETTINGS_OPTIONS, ...json },
+  consent: SETTINGS_OPTIONS,
 } satisfies Record<string, Spec>;
 type ManagementName = keyof typeof MANAGEMENT_COMMANDS;
 

@@ -2,7 +2,7 @@ import type { DetectionProperties } from './detect/index.ts';
 import type { EventProperties } from '../cli/events.ts';
 
 /** Bumped whenever a property is added, removed or changes meaning. */
-const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 2;
 
 export interface CaptureEvent {
   api_key: string;

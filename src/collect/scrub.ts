@@ -12,28 +12,35 @@ interface Rule {
 
 const HEX = '[0-9A-Fa-f]';
 
-const SCRUB_RULES: readonly Rule[] = [
-  // URLs with credentials or a query string (tokens live there); plain URLs stay.
-  // Each match may only start where its run of characters starts (the lookbehinds): without
-  // them a long run that never matches is rescanned from every position, quadratic in its length.
-  { pattern: /(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/(?:[^\s/?#@]*@[^\s]*|[^\s?#]*\?[^\s]*)/gi, placeholder: '<url>' },
-  { pattern: /(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g, placeholder: '<email>' },
-  // Home and user directories: the user's name is the second segment.
-  { pattern: /(?:\/(?:home|Users|export\/home|var\/home)\/[^\s/'"`]+|\/root(?=[\s/'"`]|$)|[A-Za-z]:\\(?:Users|Documents and Settings)\\[^\s\\'"`]+)/g, placeholder: '<path>' },
-  { pattern: new RegExp(`\\b${HEX}{8}-${HEX}{4}-${HEX}{4}-${HEX}{4}-${HEX}{12}\\b`, 'g'), placeholder: '<uuid>' },
-  { pattern: new RegExp(`\\b${HEX}{2}(?:([:-])${HEX}{2})(?:\\1${HEX}{2}){4}\\b`, 'g'), placeholder: '<mac>' },
-  // IPv6: eight groups, or a "::" form with at least one group (a time like 12:30:45 is neither).
-  {
-    pattern: new RegExp(
-      `(?<![\\w:])(?:(?:${HEX}{1,4}:){7}${HEX}{1,4}|(?:${HEX}{1,4}:){1,7}:(?:${HEX}{1,4}(?::${HEX}{1,4}){0,6})?|::(?:${HEX}{1,4}(?::${HEX}{1,4}){0,6}))(?:%[\\w.]+)?(?![\\w:])`,
-      'g',
-    ),
-    placeholder: '<ip>',
-  },
-  { pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])/g, placeholder: '<ip>' },
-  // Long hex runs: keys, tokens, machine ids, hashes.
-  { pattern: new RegExp(`\\b${HEX}{16,}\\b`, 'g'), placeholder: '<hex>' },
-];
+/**
+ * Built for each scrubber, not when the module loads: where a browser lacks lookbehind (Safari
+ * before 16.4) the dashboard module's createScrubber call fails and is caught, instead of the
+ * page's import of the module failing.
+ */
+function genericRules(): Rule[] {
+  return [
+    // URLs with credentials or a query string (tokens live there); plain URLs stay.
+    // Each match may only start where its run of characters starts (the lookbehinds): without
+    // them a long run that never matches is rescanned from every position, quadratic in its length.
+    { pattern: /(?<![a-z0-9+.-])[a-z][a-z0-9+.-]*:\/\/(?:[^\s/?#@]*@[^\s]*|[^\s?#]*\?[^\s]*)/gi, placeholder: '<url>' },
+    { pattern: /(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+/g, placeholder: '<email>' },
+    // Home and user directories: the user's name is the second segment.
+    { pattern: /(?:\/(?:home|Users|export\/home|var\/home)\/[^\s/'"`]+|\/root(?=[\s/'"`]|$)|[A-Za-z]:\\(?:Users|Documents and Settings)\\[^\s\\'"`]+)/g, placeholder: '<path>' },
+    { pattern: new RegExp(`\\b${HEX}{8}-${HEX}{4}-${HEX}{4}-${HEX}{4}-${HEX}{12}\\b`, 'g'), placeholder: '<uuid>' },
+    { pattern: new RegExp(`\\b${HEX}{2}(?:([:-])${HEX}{2})(?:\\1${HEX}{2}){4}\\b`, 'g'), placeholder: '<mac>' },
+    // IPv6: eight groups, or a "::" form with at least one group (a time like 12:30:45 is neither).
+    {
+      pattern: new RegExp(
+        `(?<![\\w:])(?:(?:${HEX}{1,4}:){7}${HEX}{1,4}|(?:${HEX}{1,4}:){1,7}:(?:${HEX}{1,4}(?::${HEX}{1,4}){0,6})?|::(?:${HEX}{1,4}(?::${HEX}{1,4}){0,6}))(?:%[\\w.]+)?(?![\\w:])`,
+        'g',
+      ),
+      placeholder: '<ip>',
+    },
+    { pattern: /(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1?\d?\d)\.){3}(?:25[0-5]|2[0-4]\d|1?\d?\d)(?![\d.])/g, placeholder: '<ip>' },
+    // Long hex runs: keys, tokens, machine ids, hashes.
+    { pattern: new RegExp(`\\b${HEX}{16,}\\b`, 'g'), placeholder: '<hex>' },
+  ];
+}
 
 /** Names shorter than this are common words ("a", "pi"); replacing them would wreck the text. */
 const MIN_NAME_LENGTH = 3;
@@ -54,7 +61,7 @@ export function createScrubber(hostNames: readonly string[], userNames: readonly
     const usable = [...new Set(names.map((n) => n.trim()).filter((n) => n.length >= MIN_NAME_LENGTH && n.length <= MAX_NAME_LENGTH))].sort((a, b) => b.length - a.length);
     if (usable.length > 0) local.push({ pattern: new RegExp(`(?<![\\w-])(?:${usable.map(escapeRegExp).join('|')})(?![\\w-])`, 'gi'), placeholder });
   }
-  const rules = [...SCRUB_RULES, ...local];
+  const rules = [...genericRules(), ...local];
   return (text) => rules.reduce((result, { pattern, placeholder }) => result.replace(pattern, placeholder), text);
 }
 

@@ -2,6 +2,9 @@ import path from 'node:path';
 import { UsageError } from '../errors.ts';
 import type { InstallSettings } from './install.ts';
 import type { OptOutMeaning, VendorConfig } from './vendor.ts';
+import { endpointProblem } from './endpoint-url.ts';
+
+export { isLoopbackHost } from './endpoint-url.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 export type OptionValues = Readonly<Record<string, string | boolean | string[] | undefined>>;
@@ -93,18 +96,7 @@ function parseTimeout(source: Source): number {
   return ms;
 }
 
-/**
- * Takes a hostname as the URL parser leaves it: IPv4 in dotted decimal whatever was written
- * (http://2130706433/ becomes 127.0.0.1), IPv6 in brackets and compressed, IPv4-mapped in hex.
- */
-export function isLoopbackHost(hostname: string): boolean {
-  return hostname === 'localhost' || /^127\.\d+\.\d+\.\d+$/.test(hostname) || hostname === '[::1]' || /^\[::ffff:7f[0-9a-f]{2}:[0-9a-f]{1,4}\]$/.test(hostname);
-}
-
-/**
- * https: anywhere; http: only to this machine, so an event can never cross a network in clear
- * text. Decided from the URL alone, before any lookup or connection.
- */
+/** https: anywhere; http: only to this machine (endpoint-url.ts), decided from the URL alone. */
 export function parseEndpoint(source: Source): URL {
   let url: URL;
   try {
@@ -112,12 +104,7 @@ export function parseEndpoint(source: Source): URL {
   } catch {
     throw new UsageError(`${source.name} is not a valid URL: "${source.value}"`);
   }
-  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
-    throw new UsageError(`${source.name} uses http: for a non-loopback host "${url.hostname}"; use https: (http: is only for 127.0.0.1, [::1] or localhost)`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new UsageError(`${source.name} must be an https: URL, got "${url.protocol}"`);
-  }
-  if (url.username || url.password) throw new UsageError(`${source.name} must not carry credentials`);
+  const problem = endpointProblem(url);
+  if (problem) throw new UsageError(`${source.name} ${problem}`);
   return url;
 }
