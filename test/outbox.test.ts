@@ -165,6 +165,18 @@ test('past 1,000 waiting events the oldest is dropped, and the drop is counted i
   assert.equal(stateFile(state).dropped, 0, 'counted once');
 });
 
+test('the caps hold for events stored for the background sender too', async (t) => {
+  const { state, root } = setup(t);
+  plant(state, 1, OUTBOX_MAX_EVENTS);
+  const ctx = fakeContext({ now: () => new Date(DAY + 86_400_000) });
+  assert.equal(await main(['start', '--background', '--endpoint', await closedEndpoint(t), '--state-dir', state, '--root', root], ctx), 0);
+  const names = outboxFolders(state).new;
+  assert.equal(names.length, OUTBOX_MAX_EVENTS);
+  assert.ok(!names.some((name) => name.includes(uuidOf(1))), 'the oldest went');
+  assert.equal(waitingEvents(state).at(-1)?.event, 'start');
+  assert.equal(stateFile(state).dropped, 1);
+});
+
 test('past 4 MB of waiting events the oldest are dropped until the rest fits, and counted', async (t) => {
   const { state, root } = setup(t);
   const blob = 'x'.repeat(100_000);
