@@ -50,8 +50,6 @@ export interface Endpoint {
   requests: ReceivedRequest[];
   /** All events accepted so far, in arrival order. */
   events(): Record<string, unknown>[];
-  /** Resolves once `count` requests have arrived (answered or not): tests wait on this, not on a timer. */
-  received(count: number): Promise<void>;
   /** One behavior for every request, or a list used in turn (the last one repeats). */
   setBehavior(behavior: Behavior | Behavior[]): void;
   /** Resolves once `count` requests have been received and handled. */
@@ -86,8 +84,6 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
     const behavior = behaviors.length > 1 ? (behaviors.shift() as Behavior) : behaviors[0];
     const record: ReceivedRequest = { method: req.method ?? '', path: req.url ?? '', headers: req.headers, body: '', events: [], status: 0 };
     requests.push(record);
-    // Once the answer below is decided and recorded: a waiter sees the request as it ends up.
-    setImmediate(wake);
     if (behavior.kind === 'hang') return;
     if (behavior.kind === 'reset') {
       req.socket.resetAndDestroy?.() ?? req.socket.destroy();
@@ -129,7 +125,7 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
     }
     record.status = verdict.error ? 400 : 200;
     if (!verdict.error) record.events = verdict.events;
-    res.writeHead(record.status, { 'content-type': 'application/json', ...behavior.headers });
+    res.writeHead(record.status, { 'content-type': 'application/json', ...(behavior.kind === 'accept' ? behavior.headers : {}) });
     res.end(JSON.stringify(verdict.error ? { type: 'validation_error', detail: verdict.error } : { status: 1 }));
   };
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
@@ -138,7 +134,6 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
     url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${bound}`,
     requests,
     events: () => requests.flatMap((r) => r.events),
-    received: (count) => (requests.length >= count ? Promise.resolve() : new Promise<void>((resolve) => void waiters.add({ count, resolve }))),
     setBehavior: (next) => void (behaviors = Array.isArray(next) ? [...next] : [next]),
     received: (count) => new Promise<void>((resolve) => (requests.length >= count ? resolve() : void waiters.add({ count, resolve }))),
     close: () =>
