@@ -19,9 +19,9 @@ const TRAP = path.join(PROJECT_DIR, 'test/no-remote-trap.cjs');
 export const TRAP_LOG = path.join(os.tmpdir(), `anon-stats-trap-${process.pid}.log`);
 
 /**
- * The TMPDIR of every run of the built file: a state dir that is unusable falls back to
- * <tmpdir>/<product>-<uid>, which must be this test process's own, not a /tmp dir shared with
- * every other test run on the machine.
+ * The TMPDIR of every run of the built file and of fakeContext: a state dir that is unusable
+ * falls back to <tmpdir>/<product>-<uid>, which must be this test process's own, not a /tmp dir
+ * shared with every other test run on the machine.
  */
 let bundleTmpdir: string | undefined;
 function runTmpdir(): string {
@@ -179,7 +179,9 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     stdout: (text) => void out.push(text),
     stderr: (text) => void err.push(text),
     platform: () => ({ type: 'Linux', release: '6.1.0-test', machine: 'x86_64' }),
-    vendor: { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/nonexistent/config', stateDir: '/nonexistent/state' },
+    // Root can create any path, '/nonexistent/...' included: a state dir shared by every test run
+    // on the machine would fill the crash-loop limit. This one is the test process's own.
+    vendor: { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/nonexistent/config', stateDir: path.join(runTmpdir(), 'vendor-state') },
     commandName: 'anonymous-statistics',
     optOutAdvice: { variable: 'DO_NOT_TRACK=1', flag: '--disable-telemetry', command: 'anonymous-statistics disable' },
     toolVersion: 'test',
@@ -197,7 +199,7 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     userName: () => 'test-user-name',
     ci: () => ({ isCI: false, name: null }),
     debug: () => undefined,
-    tmpdir: () => '/nonexistent/tmp',
+    tmpdir: runTmpdir,
     scriptPath: undefined,
     out,
     err,
