@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import type { Context } from '../src/config/context.ts';
+import { commandName } from '../src/config/vendor.ts';
+import { optOutAdvice } from '../src/consent/optout.ts';
 import { startEndpoint, type Behavior, type Endpoint, type EndpointOptions } from '../scripts/endpoint.ts';
 
 export const PROJECT_DIR = path.resolve(__dirname, '..');
@@ -87,6 +89,7 @@ export function runBuilt(file: string, args: string[], env: Record<string, strin
 
 /** A Context literal for in-process tests: fixed clock and ids, captured output. */
 export function fakeContext(overrides: Partial<Context> = {}): Context & { out: string[]; err: string[] } {
+  const vendor = overrides.vendor ?? { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/dev/null/config', stateDir: '/dev/null/state' };
   const out: string[] = [];
   const err: string[] = [];
   let counter = 0;
@@ -98,9 +101,10 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     stdout: (text) => void out.push(text),
     stderr: (text) => void err.push(text),
     platform: () => ({ type: 'Linux', release: '6.1.0-test', machine: 'x86_64' }),
-    vendor: { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/nonexistent/config', stateDir: '/nonexistent/state' },
-    commandName: 'anonymous-statistics',
-    optOutAdvice: { variable: 'DO_NOT_TRACK=1', flag: '--disable-telemetry', command: 'anonymous-statistics disable' },
+    vendor,
+    // As createContext derives them: from the vendor, so a test's own vendor speaks its names.
+    commandName: commandName(vendor),
+    optOutAdvice: optOutAdvice(vendor),
     toolVersion: 'test',
     armDeadline: () => undefined,
     atDeadline: () => undefined,
@@ -116,7 +120,7 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     userName: () => 'test-user-name',
     ci: () => ({ isCI: false, name: null }),
     debug: () => undefined,
-    tmpdir: () => '/nonexistent/tmp',
+    tmpdir: () => '/dev/null/tmp',
     scriptPath: undefined,
     out,
     err,
