@@ -294,12 +294,16 @@ export async function sendWaiting(settings: Settings, ctx: Context): Promise<voi
   if (opened) await flushOutbox(delivery(settings, ctx, opened), { manual: false });
 }
 
+/** The payload `command` would carry now, from the state as it is; nothing is written. */
+function preview(command: EventName, eventProperties: EventProperties, settings: Settings, ctx: Context, identity: Identity, stateDir: StateDir | undefined): CaptureEvent {
+  const state = stateDir ? readState(stateDir) : emptyState();
+  const linked = withRun(command, state, identity.timestamp.getTime(), eventProperties, ctx.uuid);
+  const counts = { queue_dropped: state.dropped, suppressed_events: state.suppressed };
+  return buildPayload(command, linked.properties, settings, ctx, counts, identity, randomIdOf(stateDir, ctx, false));
+}
+
 function printDryRun(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, identity: Identity): void {
-  const { stateDir } = peekStateDir(settings, ctx);
-  const state = stateDir ? readState(stateDir) : undefined;
-  const linked = withRun(command, state ?? emptyState(), identity.timestamp.getTime(), eventProperties, ctx.uuid);
-  const counts = { queue_dropped: state?.dropped ?? 0, suppressed_events: state?.suppressed ?? 0 };
-  ctx.stdout(`${JSON.stringify(buildPayload(command, linked.properties, settings, ctx, counts, identity, randomIdOf(stateDir, ctx, false)))}\n`);
+  ctx.stdout(`${JSON.stringify(preview(command, eventProperties, settings, ctx, identity, peekStateDir(settings, ctx).stateDir))}\n`);
   ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${captureUrl(settings.endpoint).href}\n`);
 }
 
@@ -326,9 +330,7 @@ export function history(settings: Settings, ctx: Context, json: boolean): string
 /** What status reports of the state dir and of what a `start` would carry now; nothing is written. */
 export function describeState(settings: Settings, ctx: Context) {
   const { stateDir, refused } = peekStateDir(settings, ctx);
-  const state = stateDir ? readState(stateDir) : undefined;
-  const counts = { queue_dropped: state?.dropped ?? 0, suppressed_events: state?.suppressed ?? 0 };
-  const { properties } = buildPayload('start', {}, settings, ctx, counts, { uuid: ctx.uuid(), timestamp: ctx.now() }, randomIdOf(stateDir, ctx, false));
+  const { properties } = preview('start', {}, settings, ctx, { uuid: ctx.uuid(), timestamp: ctx.now() }, stateDir);
   return {
     endpoint: captureUrl(settings.endpoint).href,
     machine_id: identitySource(settings.root, path.join(stateDir?.dir ?? settings.stateDir, 'state.json')),

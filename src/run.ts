@@ -50,7 +50,14 @@ async function run(invocation: Invocation, argv: readonly string[], ctx: Context
   }
 }
 
-function settingsOf(values: OptionValues, ctx: Context): Settings {
+/**
+ * `quietWhenOptedOut`: where the flag or a variable already opts out, not even the installer's
+ * settings file is read (an opted-out event command reads nothing at all). Commands that report
+ * on the settings (status, consent, ...) always read it.
+ */
+function settingsOf(values: OptionValues, ctx: Context, quietWhenOptedOut = false): Settings {
+  const bare = resolveSettings(values, ctx.env, ctx.vendor);
+  if (quietWhenOptedOut && optOuts(bare, ctx.env, true, false).length > 0) return bare;
   return resolveSettings(values, ctx.env, ctx.vendor, readInstallSettings(ctx.scriptPath));
 }
 
@@ -60,7 +67,7 @@ function activeOptOuts(settings: Settings, ctx: Context, first = false): OptOut[
 
 async function reportEvent(command: EventName, values: OptionValues, argv: readonly string[], ctx: Context): Promise<number> {
   // Every check of the input comes first and is pure: a usage error sends and writes nothing.
-  const settings = settingsOf(values, ctx);
+  const settings = settingsOf(values, ctx, !values['dry-run']);
   const eventProperties = buildEventProperties(command, values);
   if (command === 'command-start') {
     // Printed whether or not telemetry is on, so a CLI needs no branch: ID=$(... command-start ...).
@@ -117,7 +124,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     return 0;
   },
   async flush(values, ctx) {
-    const settings = settingsOf(values, ctx);
+    const settings = settingsOf(values, ctx, true);
     const [optOut] = activeOptOuts(settings, ctx, true);
     if (optOut) {
       ctx.stderr(`${commandName(ctx.vendor)}: telemetry is off (${optOut.detail}); nothing was sent\n`);
@@ -132,7 +139,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     return 0;
   },
   async consent(values, ctx) {
-    const settings = settingsOf(values, ctx);
+    const settings = settingsOf(values, ctx, true);
     // Before anything is read: an opted-out host computes no id for its dashboard either.
     if (activeOptOuts(settings, ctx, true).length > 0) {
       ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);

@@ -4,6 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import type { Context } from '../src/config/context.ts';
+import { commandName } from '../src/config/vendor.ts';
+import { optOutAdvice } from '../src/consent/optout.ts';
 import { startEndpoint, type Behavior, type Endpoint, type EndpointOptions } from '../scripts/endpoint.ts';
 
 export const PROJECT_DIR = path.resolve(__dirname, '..');
@@ -19,9 +21,9 @@ const TRAP = path.join(PROJECT_DIR, 'test/no-remote-trap.cjs');
 export const TRAP_LOG = path.join(os.tmpdir(), `anon-stats-trap-${process.pid}.log`);
 
 /**
- * The TMPDIR of every run of the built file and of fakeContext: a state dir that is unusable
- * falls back to <tmpdir>/<product>-<uid>, which must be this test process's own, not a /tmp dir
- * shared with every other test run on the machine.
+ * The TMPDIR of every run of the built file: a state dir that is unusable falls back to
+ * <tmpdir>/<product>-<uid>, which must be this test process's own, not a /tmp dir shared with
+ * every other test run on the machine.
  */
 let bundleTmpdir: string | undefined;
 function runTmpdir(): string {
@@ -168,6 +170,7 @@ export function spawnBundle(args: string[], env: Record<string, string> = {}): C
 
 /** A Context literal for in-process tests: fixed clock and ids, captured output. */
 export function fakeContext(overrides: Partial<Context> = {}): Context & { out: string[]; err: string[] } {
+  const vendor = overrides.vendor ?? { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/dev/null/config', stateDir: '/dev/null/state' };
   const out: string[] = [];
   const err: string[] = [];
   let counter = 0;
@@ -179,11 +182,10 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     stdout: (text) => void out.push(text),
     stderr: (text) => void err.push(text),
     platform: () => ({ type: 'Linux', release: '6.1.0-test', machine: 'x86_64' }),
-    // Root can create any path, '/nonexistent/...' included: a state dir shared by every test run
-    // on the machine would fill the crash-loop limit. This one is the test process's own.
-    vendor: { product: 'test-daemon', endpoint: 'https://telemetry.invalid', apiKey: 'phc_test', configDir: '/nonexistent/config', stateDir: path.join(runTmpdir(), 'vendor-state') },
-    commandName: 'anonymous-statistics',
-    optOutAdvice: { variable: 'DO_NOT_TRACK=1', flag: '--disable-telemetry', command: 'anonymous-statistics disable' },
+    vendor,
+    // As createContext derives them: from the vendor, so a test's own vendor speaks its names.
+    commandName: commandName(vendor),
+    optOutAdvice: optOutAdvice(vendor),
     toolVersion: 'test',
     armDeadline: () => undefined,
     atDeadline: () => undefined,
@@ -199,7 +201,7 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     userName: () => 'test-user-name',
     ci: () => ({ isCI: false, name: null }),
     debug: () => undefined,
-    tmpdir: runTmpdir,
+    tmpdir: () => '/dev/null/tmp',
     scriptPath: undefined,
     out,
     err,

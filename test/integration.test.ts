@@ -183,7 +183,10 @@ test("the product name and default dirs come from the built file's banner", asyn
     stateDir: path.join(prefix, 'var/lib/other "quoted"'),
   });
   await eventsArriving(server, 1);
-  assert.ok(existsSync(path.join(prefix, 'var/lib/other "quoted"')), 'the report used the recorded state dir');
+  const history = path.join(prefix, 'var/lib/other "quoted"', 'history.jsonl');
+  // The sender records what it did just after the receiver answered: wait for that before cleaning up.
+  for (const deadline = Date.now() + 5000; Date.now() < deadline && !(existsSync(history) && readFileSync(history, 'utf8').includes('"sent"')); ) await delay(20);
+  assert.match(readFileSync(history, 'utf8'), /"sent"/, 'the report used the recorded state dir');
 });
 
 test('the installer refuses a file without the banner, installing nothing', async (t) => {

@@ -50,9 +50,11 @@ test("the vendor's opt-out flag is accepted wherever --disable-telemetry is, and
   assert.equal(generic.kind === 'event' && resolveSettings(generic.values, {}, ACME).disableFlag, '--disable-telemetry');
 });
 
-test("an event opted out by the vendor's names starts no --background child", async () => {
+test("an event opted out by the vendor's names starts no --background child", async (t) => {
   const spawned: (readonly string[])[] = [];
-  const run = (argv: string[], env: Record<string, string>) => main(argv, fakeContext({ vendor: ACME, env, spawnDetached: (args) => void spawned.push(args) }));
+  const state = tempDir(t);
+  const run = (argv: string[], env: Record<string, string>) =>
+    main([...argv, '--state-dir', state, '--config-dir', state, '--root', state], fakeContext({ vendor: ACME, env, spawnDetached: (args) => void spawned.push(args) }));
   assert.equal(await run(['start', '--background'], { WERF_TELEMETRY: 'off' }), 0);
   assert.equal(await run(['start', '--background', '--disable-analytics'], {}), 0);
   assert.equal(await run(['start', '--background'], { ACME_NO_ANALYTICS: '0' }), 0);

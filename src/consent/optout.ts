@@ -33,7 +33,7 @@ function variableDetail(name: string, value: string, meaning: OptOutMeaning): st
  * variables, the marker. `first` stops at the first one, so an opted-out event command touches
  * the filesystem at most for one existsSync of the marker.
  */
-export function optOuts(settings: Pick<Settings, 'disableFlag' | 'optOutEnv' | 'configDir'> & { installProblem?: string }, env: Env, first = false): OptOut[] {
+export function optOuts(settings: Pick<Settings, 'disableFlag' | 'optOutEnv' | 'configDir'> & { installProblem?: string }, env: Env, first = false, withMarker = true): OptOut[] {
   const found: OptOut[] = [];
   if (settings.disableFlag) found.push({ mechanism: 'flag', detail: `${settings.disableFlag} was given` });
   // The installer's choices may include an opt-out we cannot see: doubt resolves toward privacy.
@@ -44,7 +44,7 @@ export function optOuts(settings: Pick<Settings, 'disableFlag' | 'optOutEnv' | '
     // "any": "0" and "false" opt out too: doubt resolves toward privacy.
     if (variableOptsOut(value, meaning)) found.push({ mechanism: name, detail: variableDetail(name, value as string, meaning) });
   }
-  if (first && found.length > 0) return found;
+  if ((first && found.length > 0) || !withMarker) return found;
   const marker = markerPath(settings.configDir);
   if (existsSync(marker)) found.push({ mechanism: 'marker', detail: `the marker file ${marker} exists` });
   return found;
