@@ -8,7 +8,10 @@ const { vendor } = fakeContext();
 const usage = (pattern: RegExp) => (error: unknown) => error instanceof UsageError && pattern.test(error.message);
 
 test('a flag beats its environment variable, which beats the build-time default', () => {
-  assert.equal(resolveSettings({}, {}, vendor).configDir, '/nonexistent/config');
+  assert.equal(resolveSettings({}, {}, vendor).configDir, vendor.configDir);
+  const install = { file: '/lib/x/anonymous-statistics.json', configDir: '/opt/x/etc', stateDir: '/opt/x/var' };
+  assert.equal(resolveSettings({}, {}, vendor, install).configDir, '/opt/x/etc', "the installer's file beats the build");
+  assert.equal(resolveSettings({}, { TELEMETRY_STATE_DIR: '/env/state' }, vendor, install).stateDir, '/env/state', "a variable beats the installer's file");
   assert.equal(resolveSettings({}, { TELEMETRY_CONFIG_DIR: '/env/dir' }, vendor).configDir, '/env/dir');
   assert.equal(resolveSettings({ 'config-dir': '/flag/dir' }, { TELEMETRY_CONFIG_DIR: '/env/dir' }, vendor).configDir, '/flag/dir');
   assert.equal(resolveSettings({}, { TELEMETRY_TIMEOUT_MS: '750' }, vendor).timeoutMs, 750);
