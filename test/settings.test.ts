@@ -8,7 +8,7 @@ const { vendor } = fakeContext();
 const usage = (pattern: RegExp) => (error: unknown) => error instanceof UsageError && pattern.test(error.message);
 
 test('a flag beats its environment variable, which beats the build-time default', () => {
-  assert.equal(resolveSettings({}, {}, vendor).configDir, '/nonexistent/config');
+  assert.equal(resolveSettings({}, {}, vendor).configDir, '/dev/null/config');
   assert.equal(resolveSettings({}, { TELEMETRY_CONFIG_DIR: '/env/dir' }, vendor).configDir, '/env/dir');
   assert.equal(resolveSettings({ 'config-dir': '/flag/dir' }, { TELEMETRY_CONFIG_DIR: '/env/dir' }, vendor).configDir, '/flag/dir');
   assert.equal(resolveSettings({}, { TELEMETRY_TIMEOUT_MS: '750' }, vendor).timeoutMs, 750);
