@@ -26,7 +26,7 @@ const EVENT_ONLY_OPTIONS = {
 
 const json = { json: { type: 'boolean' } } satisfies Spec;
 
-export const MANAGEMENT_COMMANDS = {
+const MANAGEMENT_COMMANDS = {
   status: { ...SETTINGS_OPTIONS, ...json },
   // The management commands take every setting, so a script can pass one set of flags to all.
   disable: SETTINGS_OPTIONS,

@@ -7,8 +7,6 @@ import { VENDOR } from './vendor-config.ts';
 import { optOutAdvice, type OptOutAdvice } from '../consent/optout.ts';
 import { commandName, type VendorConfig } from './vendor.ts';
 
-/** The tool's own name, as receivers see it (User-Agent); people see the vendor's commandName. */
-export const PROGRAM = 'anonymous-statistics';
 /** Set in the environment of the detached child that --background starts (internal). */
 const BACKGROUND_CHILD = 'ANONYMOUS_STATISTICS_BACKGROUND_CHILD';
 

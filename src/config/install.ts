@@ -8,7 +8,7 @@ import path from 'node:path';
  * but cannot be read or understood is a problem, not an absence: telemetry then stays off
  * (doubt resolves toward privacy), and `status` says why.
  */
-export const INSTALL_SETTINGS_FILE = 'anonymous-statistics.json';
+const INSTALL_SETTINGS_FILE = 'anonymous-statistics.json';
 
 export interface InstallSettings {
   file?: string;

@@ -12,7 +12,7 @@ const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_NONBLOCK } 
 /** What a state file may hold at most; a larger one is somebody else's doing. */
 const MAX_STATE_FILE_BYTES = 4 * 1024 * 1024;
 
-export function writeAll(fd: number, content: string | Buffer): void {
+function writeAll(fd: number, content: string | Buffer): void {
   const bytes = typeof content === 'string' ? Buffer.from(content) : content;
   let written = 0;
   while (written < bytes.length) {

@@ -18,10 +18,10 @@ export interface Unusable {
   reason: string;
 }
 
-export type StateDirChoice = { stateDir: StateDir; refused: Unusable[] } | { stateDir: undefined; refused: Unusable[] };
+type StateDirChoice = { stateDir: StateDir; refused: Unusable[] } | { stateDir: undefined; refused: Unusable[] };
 
 /** Checks `dir`, creating it (0700) when absent and `create`; the reason it cannot be used otherwise. */
-export function checkStateDir(dir: string, uid: number | undefined, create: boolean): string | undefined {
+function checkStateDir(dir: string, uid: number | undefined, create: boolean): string | undefined {
   let stat;
   try {
     stat = lstatSync(dir);
