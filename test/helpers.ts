@@ -55,7 +55,8 @@ export function trapViolations(): string {
 
 export function tempDir(t: TestContext, prefix = 'anon-stats-'): string {
   const dir = mkdtempSync(path.join(os.tmpdir(), prefix));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  // A detached --background sender may still be writing its history entry when a test ends: retry.
+  t.after(() => rmSync(dir, { recursive: true, force: true, maxRetries: 20, retryDelay: 50 }));
   return dir;
 }
 
