@@ -279,7 +279,8 @@ function storeForBackground(opened: Store, command: EventName, admission: Extrac
   recordHistory(opened.stateDir, [{ time: event.timestamp, event: command, uuid: event.uuid, outcome: 'queued', reason: 'stored for the background sender' }]);
   // The background sender may never get through either: the caps hold here as for any queued event.
   enforceCaps(delivery(settings, ctx, opened));
-  showNotice(opened, settings, ctx);
+  // Only where asked: a terminal check loads node:tty (and node:net), a quarter of this caller's run.
+  if (settings.showNotice) showNotice(opened, settings, ctx);
   try {
     ctx.spawnDetached(childArgs);
   } catch (error) {

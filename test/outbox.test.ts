@@ -271,3 +271,20 @@ test('a 0.1 state dir is taken over: its events are delivered once with their uu
   assert.deepEqual(listTree(state), ['history.jsonl', `outbox/corrupt/${legacyName(legacy(5, 4), '.json')}.corrupt`, 'state.json']);
   for (const file of listTree(state)) assert.ok(!readFileSync(path.join(state, file), 'utf8').includes(machineId), `${file} holds no copy of the machine id`);
 });
+
+test('a claim whose sender is a zombie (killed, never reaped: a container without an init) goes back at once', async (t) => {
+  const server = await endpoint(t);
+  const { state, args } = setup(t);
+  const [uuid] = plant(state, 7, 1);
+  // sh starts a child that exits at once, then becomes a process that never reaps it.
+  const { spawn } = await import('node:child_process');
+  const holder = spawn('/bin/sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  t.after(() => holder.kill('SIGKILL'));
+  const zombie = Number(await new Promise<string>((resolve) => holder.stdout.once('data', (data) => resolve(String(data).trim()))));
+  for (const deadline = Date.now() + 5000; Date.now() < deadline && !/\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')); ) await new Promise((resolve) => setImmediate(resolve));
+  const outbox = outboxOf(state);
+  const name = `${String(DAY + 7000).padStart(13, '0')}-${uuid}.json`;
+  execFileSync('mv', [path.join(outbox.dir, 'new', name), path.join(outbox.dir, 'cur', `${name}.${zombie}-${Date.now()}`)]);
+  assert.equal((await runBundle(['flush', ...args(server.url)])).code, 0);
+  assert.deepEqual(server.events().map((event) => event.uuid), [uuid]);
+});

@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import path from 'node:path';
 import { readText } from './detect/fs.ts';
 
@@ -28,6 +27,8 @@ export function identitySource(root: string, stateFile: string): string {
 }
 
 export function appSpecificId(machineId: string, product: string): string {
+  // Loaded on first use: a --background caller or a dry run would pay ~7 ms just to load it.
+  const { createHmac } = require('node:crypto') as typeof import('node:crypto');
   return uuidV4FromBytes(createHmac('sha256', product).update(machineId).digest());
 }
 

@@ -1,4 +1,4 @@
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
 import os from 'node:os';
 import type { Platform } from '../collect/detect/index.ts';
 import type { Env } from './settings.ts';
@@ -94,14 +94,7 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     pid: process.pid,
     uid: process.getuid?.(),
-    isProcessAlive: (pid) => {
-      try {
-        process.kill(pid, 0);
-        return true;
-      } catch (error) {
-        return (error as NodeJS.ErrnoException).code === 'EPERM';
-      }
-    },
+    isProcessAlive,
     spawnDetached: (args) => spawnDetached([process.execPath, process.argv[1], ...args], { ...process.env, [BACKGROUND_CHILD]: '1' }),
     debug: (line) => {
       if (process.env.TELEMETRY_DEBUG) process.stderr.write(`${commandName(VENDOR)}: ${line}\n`);
@@ -148,6 +141,25 @@ function randomUuid(): string {
     return (require('node:crypto') as typeof import('node:crypto')).randomUUID();
   }
   return uuidV4FromBytes(bytes);
+}
+
+/**
+ * A zombie is not alive: where pid 1 does not reap (a container without an init), a killed
+ * sender stays a zombie, and its claim would otherwise wait for the 11-minute rule.
+ */
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+  try {
+    // The state follows the command name, which is in parentheses and may itself hold them.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true; // no /proc (macOS, FreeBSD): kill(0) is all there is
+  }
 }
 
 /**

@@ -1,4 +1,3 @@
-import { gzipSync } from 'node:zlib';
 import type { Context } from '../config/context.ts';
 import type { Settings } from '../config/settings.ts';
 import { appendText } from '../store/files.ts';
@@ -256,6 +255,8 @@ async function sendBatch(delivery: Delivery, items: Item[], result: FlushResult,
   const { ctx, settings } = delivery;
   const envelope = { api_key: items[0].event.api_key, sent_at: ctx.now().toISOString(), batch: items.map(({ event: { api_key: _key, ...rest } }) => rest) };
   try {
+    // Loaded on first use: only a batch needs it, and a --background caller never sends one.
+    const { gzipSync } = require('node:zlib') as typeof import('node:zlib');
     const status = await postWithRetries(delivery, batchUrl(settings.endpoint), gzipSync(JSON.stringify(envelope)), true);
     for (const item of items) {
       settle(item);
