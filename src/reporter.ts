@@ -209,11 +209,12 @@ function delivery(settings: Settings, ctx: Context, { stateDir, outbox }: Store)
     ctx,
     stateDir,
     outbox,
-    complete: ({ collect, event, properties, uuid, timestamp, ...rest }) => {
+    // The event keeps what it was created with: its key, uuid, time, product version and root.
+    complete: ({ api_key, collect, event, properties, uuid, timestamp }) => {
       const counts = { queue_dropped: Number(properties.queue_dropped) || 0, suppressed_events: Number(properties.suppressed_events) || 0 };
       const own = Object.fromEntries(Object.entries(properties).filter(([key]) => key !== 'queue_dropped' && key !== 'suppressed_events')) as EventProperties;
-      const eventSettings = { ...settings, productVersion: collect?.product_version, root: collect?.root ?? settings.root };
-      return { ...rest, ...buildPayload(event, own, eventSettings, ctx, counts, { uuid, timestamp: new Date(timestamp) }, randomId) };
+      const eventSettings = { ...settings, apiKey: api_key, productVersion: collect?.product_version, root: collect?.root ?? settings.root };
+      return buildPayload(event, own, eventSettings, ctx, counts, { uuid, timestamp: new Date(timestamp) }, randomId);
     },
   };
 }
