@@ -2,8 +2,10 @@
  * The one door past consent: everything after the opt-out check (collect, build, then print for
  * a dry run, or store and deliver). run.ts loads it only once consent is given (or a person asked
  * to look: --dry-run, status, history), so an opted-out run never evaluates detection, crypto,
- * HTTP or outbox code. Code here may import from before the door only types
- * (test/boundary.test.ts keeps it that way); what it needs of the run comes in the Context.
+ * HTTP or outbox code. Code before the door reaches past it only through this file
+ * (test/boundary.test.ts keeps it that way); what the code past it needs of the run comes in the
+ * Context, and the few modules from before the door it uses are handed over by the build, not
+ * bundled twice (scripts/build.ts).
  */
 import path from 'node:path';
 import type { EventName, EventProperties } from './cli/events.ts';
