@@ -31,8 +31,8 @@ const DEFAULT_EVENTS_PER_HOUR = 10;
 /** A CLI runs many commands an hour without being in a loop: its events have a limit of their own. */
 const COMMAND_EVENTS_PER_HOUR = 600;
 const HOUR_MS = 60 * 60 * 1000;
-/** Ids this tool made (or checked to be UUIDs): the scrubber would take them for someone's. */
-const OWN_IDS = new Set(['execution_id', 'run_id']);
+/** Values this tool made (ids, how a run ended): no one's text, and the scrubber would take the ids for someone's. */
+const OWN_VALUES = new Set(['execution_id', 'run_id', 'previous_run_end']);
 /** A passwd file with more users than this is not a list of people to look for in free text. */
 const MAX_SCRUBBED_USERS = 256;
 
@@ -67,7 +67,7 @@ function peekStateDir(settings: Settings, ctx: Context): { stateDir?: StateDir; 
 function scrubbed(properties: EventProperties, settings: Settings, ctx: Context): EventProperties {
   // start and stop carry no text: then there is nothing to scrub, and no name to look up
   // (os.userInfo() reads the passwd database on every call).
-  if (!Object.values(properties).some((value) => typeof value === 'string' || Array.isArray(value))) return properties;
+  if (!Object.entries(properties).some(([key, value]) => !OWN_VALUES.has(key) && (typeof value === 'string' || Array.isArray(value)))) return properties;
   const hostNames = [ctx.hostName(), readText(settings.root, 'etc/hostname')?.trim() ?? ''].flatMap((name) => [name, name.split('.')[0]]);
   const passwdUsers = (readText(settings.root, 'etc/passwd') ?? '')
     .split('\n')
@@ -79,7 +79,7 @@ function scrubbed(properties: EventProperties, settings: Settings, ctx: Context)
   const scrubber = createScrubber(hostNames, userNames);
   const scrub = (text: string) => cut(scrubber(text));
   return Object.fromEntries(
-    Object.entries(properties).map(([key, value]) => [key, OWN_IDS.has(key) ? value : typeof value === 'string' ? scrub(value) : Array.isArray(value) ? value.map(scrub) : value]),
+    Object.entries(properties).map(([key, value]) => [key, OWN_VALUES.has(key) ? value : typeof value === 'string' ? scrub(value) : Array.isArray(value) ? value.map(scrub) : value]),
   );
 }
 

@@ -267,3 +267,19 @@ test('an opted-out run reads nothing: no system file, no state; at most the inst
   rmSync(path.join(d.config, '.opt-out-from-anonymous-statistics'));
   assert.ok((await seen({})).some((line) => line.includes('os-release')));
 });
+
+test('a start or stop carries no free text, so it looks up no host or user name to scrub', async (t) => {
+  const server = await endpoint(t);
+  const { d, args } = baseArgs(t, server.url);
+  const record = path.join(d.base, 'fs-record.txt');
+  const recorder = path.join(PROJECT_DIR, 'test/fs-recorder.cjs');
+  const reads = async (call: string[]) => {
+    writeFileSync(record, '');
+    const result = await runBundle([...call, ...args], { FS_RECORD: record, NODE_OPTIONS: `--require ${path.join(PROJECT_DIR, 'test/no-remote-trap.cjs')} --require ${recorder}` });
+    assert.equal(result.code, 0, result.stderr);
+    return readFileSync(record, 'utf8');
+  };
+  for (const call of [['start'], ['stop', '--exit-code', '1']]) assert.doesNotMatch(await reads(call), /etc\/(passwd|hostname)/, call[0]);
+  // The recorder does see the lookups of an event that carries text.
+  assert.match(await reads(['fatal', '--process', 'p', '--thread', 't', '--message', 'm']), /etc\/passwd/);
+});
