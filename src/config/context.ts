@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import type { Platform } from '../collect/detect/index.ts';
 import type { Env } from './settings.ts';
@@ -75,6 +75,12 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     elapsedMs: () => process.uptime() * 1000,
     uuid: randomUuid,
     stdout: (text) => {
+      if (!usedStdout) {
+        const rest = writeDirectly(text);
+        if (rest === undefined) return;
+        text = rest;
+      }
+      // A non-blocking fd that is full: from here on the stream, which waits for it, keeps the order.
       usedStdout = true;
       process.stdout.write(text);
     },
@@ -141,6 +147,23 @@ function randomUuid(): string {
     return (require('node:crypto') as typeof import('node:crypto')).randomUUID();
   }
   return uuidV4FromBytes(bytes);
+}
+
+/**
+ * Writes to fd 1 without building process.stdout: on a pipe (a CLI's `ID=$(... command-start)`)
+ * that is a net.Socket, and building it loads node:net and node:stream, most of what an
+ * opted-out command-start costs. Returns what is left when the fd is non-blocking and full.
+ */
+function writeDirectly(text: string): string | undefined {
+  const bytes = Buffer.from(text);
+  let written = 0;
+  try {
+    while (written < bytes.length) written += writeSync(1, bytes, written);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EAGAIN') return bytes.subarray(written).toString();
+    // EPIPE and the like: nobody reads our output any more.
+  }
+  return undefined;
 }
 
 /**
