@@ -11,7 +11,7 @@ import path from 'node:path';
 import type { EventName, EventProperties } from './cli/events.ts';
 import type { Context } from './config/context.ts';
 import type { Settings } from './config/settings.ts';
-import type { OptOut } from './consent/optout.ts';
+import { optOutAdvice, type OptOut } from './consent/optout.ts';
 import type { DashboardConsent } from './dashboard/consent.ts';
 import { readText } from './collect/detect/fs.ts';
 import { detectSystem } from './collect/detect/index.ts';
@@ -225,7 +225,7 @@ function delivery(settings: Settings, ctx: Context, { stateDir, outbox }: Store)
 function showNotice(store: Store, settings: Settings, ctx: Context): void {
   if (!settings.showNotice && (ctx.backgroundChild || !ctx.stderrIsTTY())) return;
   if (readState(store.stateDir).noticeShown) return;
-  const advice = ctx.optOutAdvice;
+  const advice = optOutAdvice(ctx.vendor);
   ctx.stderr(
     `${settings.product} sends anonymous usage statistics: OS, kernel, architecture, virtualization and\n` +
       `container type, product version, and start/stop/crash events. Never host names, users, paths or\n` +

@@ -7,7 +7,7 @@ import { CommandError, UsageError } from './errors.ts';
 import { buildEventProperties, type EventName } from './cli/events.ts';
 import { markerPath, optOutAdvice, optOuts, type OptOut, type OptOutAdvice } from './consent/optout.ts';
 import { commandName } from './config/vendor.ts';
-import { resolveSettings, type OptionValues, type Settings } from './config/settings.ts';
+import { givenOptOutFlag, resolveSettings, type OptionValues, type Settings } from './config/settings.ts';
 
 /** Past the budget, the deadline ends the process this much later at the latest. */
 const DEADLINE_GRACE_MS = 50;
@@ -56,9 +56,9 @@ async function run(invocation: Invocation, argv: readonly string[], ctx: Context
  * on the settings (status, consent, ...) always read it.
  */
 function settingsOf(values: OptionValues, ctx: Context, quietWhenOptedOut = false): Settings {
-  const bare = resolveSettings(values, ctx.env, ctx.vendor);
-  if (quietWhenOptedOut && optOuts(bare, ctx.env, true, false).length > 0) return bare;
-  return resolveSettings(values, ctx.env, ctx.vendor, readInstallSettings(ctx.scriptPath));
+  const flagOrVariable = { disableFlag: givenOptOutFlag(values, ctx.vendor), optOutEnv: ctx.vendor.optOutEnv ?? {}, configDir: '' };
+  const skipInstall = quietWhenOptedOut && optOuts(flagOrVariable, ctx.env, true, false).length > 0;
+  return resolveSettings(values, ctx.env, ctx.vendor, skipInstall ? {} : readInstallSettings(ctx.scriptPath));
 }
 
 function activeOptOuts(settings: Settings, ctx: Context, first = false): OptOut[] {

@@ -4,8 +4,6 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import type { Context } from '../src/config/context.ts';
-import { commandName } from '../src/config/vendor.ts';
-import { optOutAdvice } from '../src/consent/optout.ts';
 import { startEndpoint, type Behavior, type Endpoint, type EndpointOptions } from '../scripts/endpoint.ts';
 
 export const PROJECT_DIR = path.resolve(__dirname, '..');
@@ -191,9 +189,6 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     stderr: (text) => void err.push(text),
     platform: () => ({ type: 'Linux', release: '6.1.0-test', machine: 'x86_64' }),
     vendor,
-    // As createContext derives them: from the vendor, so a test's own vendor speaks its names.
-    commandName: commandName(vendor),
-    optOutAdvice: optOutAdvice(vendor),
     toolVersion: 'test',
     armDeadline: () => undefined,
     atDeadline: () => undefined,

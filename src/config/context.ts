@@ -4,7 +4,6 @@ import type { Platform } from '../collect/detect/index.ts';
 import type { Env } from './settings.ts';
 import { uuidV4FromBytes } from './uuid.ts';
 import { VENDOR } from './vendor-config.ts';
-import { optOutAdvice, type OptOutAdvice } from '../consent/optout.ts';
 import { commandName, type VendorConfig } from './vendor.ts';
 
 /** Set in the environment of the detached child that --background starts (internal). */
@@ -22,9 +21,6 @@ export interface Context {
   /** Asked for only once a run goes past the opt-out check. */
   platform: () => Platform;
   vendor: VendorConfig;
-  /** How the tool names itself to a person (the vendor's command), and how to opt out in its words. */
-  commandName: string;
-  optOutAdvice: OptOutAdvice;
   toolVersion: string;
   /** Ends the process with exit code 0 once `ms` have passed, whatever is still pending. */
   armDeadline: (ms: number) => void;
@@ -87,8 +83,6 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     stderr: (text) => void process.stderr.write(text),
     platform: () => ({ type: os.type(), release: os.release(), machine: os.machine() }),
     vendor: VENDOR,
-    commandName: commandName(VENDOR),
-    optOutAdvice: optOutAdvice(VENDOR),
     toolVersion: typeof TOOL_VERSION === 'string' ? TOOL_VERSION : 'development',
     armDeadline: (ms) =>
       void setTimeout(() => {

@@ -82,7 +82,8 @@ export function resolveSettings(values: OptionValues, env: Env, vendor: VendorCo
   };
 }
 
-function givenOptOutFlag(values: OptionValues, vendor: VendorConfig): string | undefined {
+/** The opt-out flag as given: --disable-telemetry or the vendor's own spelling. */
+export function givenOptOutFlag(values: OptionValues, vendor: VendorConfig): string | undefined {
   if (values['disable-telemetry'] === true) return '--disable-telemetry';
   return vendor.optOutFlag !== undefined && values[vendor.optOutFlag.slice(2)] === true ? vendor.optOutFlag : undefined;
 }
