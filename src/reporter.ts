@@ -22,42 +22,23 @@ import { productVersionProperties } from './collect/version.ts';
 import { deliverNew, enforceCaps, flushOutbox, type Delivery, type FlushResult } from './deliver/delivery.ts';
 import { captureUrl } from './deliver/urls.ts';
 import { formatHistory, readHistory, recordHistory } from './store/history.ts';
-import { migrateLegacyLayout } from './store/migrate.ts';
-import { clearOutbox, openOutbox, outboxAt, store, unsentCount, type Outbox, type OutboxEvent } from './store/outbox.ts';
-import { chooseStateDir, stateDirCandidates, type StateDir, type Unusable } from './store/state-dir.ts';
-import { emptyState, EXECUTION_TTL_MS, MAX_EXECUTIONS, readState, updateState, type State } from './store/state.ts';
+import { claimSlot } from './store/limits.ts';
+import { clearOutbox, store, unsentCount, type OutboxEvent } from './store/outbox.ts';
+import { countsOf, countsTaken, emptyState, linkEvent, suppressedOne, withDistinctId, withNoticeShown, type Counts, type State } from './store/state.ts';
+import { readState, STATE_FILE, updateState } from './store/state-file.ts';
+import { stateDirCandidates, type Candidate, type StateDir } from './store/state-dir.ts';
+import { closeStore, openStore, peekStore, type Store } from './store/store.ts';
 
 const DEFAULT_EVENTS_PER_HOUR = 10;
 /** A CLI runs many commands an hour without being in a loop: its events have a limit of their own. */
 const COMMAND_EVENTS_PER_HOUR = 600;
-const HOUR_MS = 60 * 60 * 1000;
 /** Values this tool made (ids, how a run ended): no one's text, and the scrubber would take the ids for someone's. */
 const OWN_VALUES = new Set(['execution_id', 'run_id', 'previous_run_end']);
 /** A passwd file with more users than this is not a list of people to look for in free text. */
 const MAX_SCRUBBED_USERS = 256;
 
-interface Store {
-  stateDir: StateDir;
-  outbox: Outbox;
-}
-
-function candidates(settings: Settings, ctx: Context): string[] {
+function candidates(settings: Settings, ctx: Context): Candidate[] {
   return stateDirCandidates({ configured: settings.stateDir, product: settings.product, env: ctx.env, tmpdir: ctx.tmpdir(), uid: ctx.uid });
-}
-
-/** The state dir this run uses, created if need be, with a 0.1 layout taken over. */
-function openStore(settings: Settings, ctx: Context): { store?: Store; refused: Unusable[] } {
-  const { stateDir, refused } = chooseStateDir(candidates(settings, ctx), ctx.uid, true);
-  if (!stateDir) return { refused };
-  const outbox = openOutbox(stateDir);
-  if (!outbox) return { refused: [...refused, { dir: stateDir.dir, reason: 'its outbox folders cannot be created' }] };
-  migrateLegacyLayout(stateDir, outbox, ctx.now().getTime());
-  return { store: { stateDir, outbox }, refused };
-}
-
-/** The state dir a run would use, looked at without creating anything (dry run, status, history). */
-function peekStateDir(settings: Settings, ctx: Context): { stateDir?: StateDir; refused: Unusable[] } {
-  return chooseStateDir(candidates(settings, ctx), ctx.uid, false);
 }
 
 /**
@@ -88,11 +69,6 @@ function capped<T extends Record<string, unknown>>(properties: T): T {
   return Object.fromEntries(Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? cut(value) : value])) as T;
 }
 
-interface Counts {
-  queue_dropped: number;
-  suppressed_events: number;
-}
-
 interface Identity {
   uuid: string;
   timestamp: Date;
@@ -106,7 +82,7 @@ function randomIdOf(stateDir: StateDir | undefined, ctx: Context, persist: boole
     const id = ctx.uuid();
     if (!persist || !stateDir) return id;
     // Two first runs at once may each keep their own; the one written last stays.
-    return updateState(stateDir, (state) => ({ ...state, distinctId: state.distinctId ?? id }))?.distinctId ?? id;
+    return updateState(stateDir, (state) => withDistinctId(state, id))?.distinctId ?? id;
   };
 }
 
@@ -126,82 +102,35 @@ function buildPayload(command: string, eventProperties: EventProperties, setting
   });
 }
 
-/**
- * What an event changes in the state besides the crash-loop limit, and the properties that
- * change gives it: runs link a daemon's start to its stop or fatal, executions link a CLI's
- * command-start to its end. What is not known (no start seen, an expired execution id) is left
- * out rather than guessed.
- */
-type StateEffect = (state: State, now: number, properties: EventProperties, newId: () => string) => { state: State; properties: EventProperties };
-
-const endRun = (ended: 'stop' | 'fatal'): StateEffect => (state, now, properties) => {
-  if (!state.run) return { state, properties };
-  const run = { ...state.run, ended: state.run.ended ?? ended };
-  return { state: { ...state, run }, properties: { ...properties, run_id: run.id, run_uptime_s: Math.max(0, Math.round((now - run.started) / 1000)) } };
-};
-
-const inRun: StateEffect = (state, _now, properties) => ({ state, properties: state.run ? { ...properties, run_id: state.run.id } : properties });
-
-/** The execution a command-end or command-action belongs to, as its command-start recorded it. */
-function execution(state: State, properties: EventProperties): EventProperties {
-  const known = state.executions[String(properties.execution_id)];
-  return known ? { command_name: known.name, command_flags: known.flags, command_env_options: known.envOptions } : {};
-}
-
-const STATE_EFFECTS: Partial<Record<EventName, StateEffect>> = {
-  start: (state, now, properties, newId) => {
-    const run = { id: newId(), started: now };
-    const previous = state.run ? (state.run.ended ?? 'unknown') : 'none';
-    return { state: { ...state, run }, properties: { ...properties, run_id: run.id, previous_run_end: previous } };
-  },
-  stop: endRun('stop'),
-  fatal: endRun('fatal'),
-  'cloud-connect-fail': inRun,
-  'cloud-deps-fail': inRun,
-  'cloud-unavailable': inRun,
-  'command-start': (state, now, properties) => {
-    const id = String(properties.execution_id);
-    const fresh = Object.entries(state.executions).filter(([, e]) => now - e.started < EXECUTION_TTL_MS && e.started <= now);
-    const kept = fresh.sort(([, a], [, b]) => b.started - a.started).slice(0, MAX_EXECUTIONS - 1);
-    const started = { name: String(properties.command_name), flags: properties.command_flags as string[], envOptions: properties.command_env_options as string[], started: now };
-    return { state: { ...state, executions: { ...Object.fromEntries(kept), [id]: started } }, properties };
-  },
-  'command-end': (state, now, properties) => {
-    const id = String(properties.execution_id);
-    const { [id]: known, ...others } = state.executions;
-    const duration: EventProperties = known && now >= known.started ? { duration_ms: now - known.started } : {};
-    return { state: { ...state, executions: others }, properties: { ...properties, ...execution(state, properties), ...duration } };
-  },
-  'command-action': (state, _now, properties) => ({ state, properties: { ...properties, command_name: execution(state, properties).command_name ?? 'unknown' } }),
-};
-
-function withRun(command: EventName, state: State, now: number, properties: EventProperties, newId: () => string) {
-  const effect = STATE_EFFECTS[command];
-  return effect ? effect(state, now, properties, newId) : { state, properties };
-}
-
 type Admission = { admitted: true; state: State; counts: Counts; properties: EventProperties } | { admitted: false; outcome: 'suppressed' | 'dropped'; reason: string };
 
 /**
- * Decides and records in one state update: the crash-loop limit (at most `eventsPerHour` events
- * of one kind per hour, a fixed window per kind; the rest are counted and the count rides on
- * the next event created), the counts this event carries, and its run or execution.
+ * The crash-loop limit (at most `eventsPerHour` events of one kind per clock hour, a slot file
+ * each: limits.ts), then one state update: the run or execution the event belongs to, and the
+ * counts it carries (the events held back or dropped since the last one created).
  */
 function admit(store: Store, command: EventName, properties: EventProperties, ctx: Context): Admission {
   const perHour = command.startsWith('command-') ? COMMAND_EVENTS_PER_HOUR : (ctx.vendor.eventsPerHour ?? DEFAULT_EVENTS_PER_HOUR);
   const now = ctx.now().getTime();
-  let admission: Admission = { admitted: false, outcome: 'suppressed', reason: `more than ${perHour} ${command} events this hour (crash-loop limit)` };
-  const written = updateState(store.stateDir, (before) => {
-    const linked = withRun(command, before, now, properties, ctx.uuid);
-    const state = linked.state;
-    const window = state.windows[command];
-    const current = window && now >= window.start && now - window.start < HOUR_MS ? window : { start: now, count: 0 };
-    if (current.count >= perHour) return { ...state, suppressed: state.suppressed + 1 };
-    admission = { admitted: true, state, counts: { queue_dropped: state.dropped, suppressed_events: state.suppressed }, properties: linked.properties };
-    return { ...state, windows: { ...state.windows, [command]: { start: current.start, count: current.count + 1 } }, suppressed: 0, dropped: 0 };
-  });
   // Decided once: with nothing stored the limit could not hold, so nothing is sent.
-  return written ? admission : { admitted: false, outcome: 'dropped', reason: 'the state dir cannot be written (full or read-only)' };
+  const unwritable: Admission = { admitted: false, outcome: 'dropped', reason: 'the state dir cannot be written (full or read-only)' };
+  let admitted: boolean;
+  try {
+    admitted = claimSlot(store.limits, command, now, perHour);
+  } catch {
+    return unwritable;
+  }
+  if (!admitted) {
+    updateState(store.stateDir, suppressedOne);
+    return { admitted: false, outcome: 'suppressed', reason: `more than ${perHour} ${command} events this hour (crash-loop limit)` };
+  }
+  let linked = { state: emptyState(), properties };
+  const state = updateState(store.stateDir, (before) => {
+    linked = linkEvent(command, before, now, properties, ctx.uuid);
+    return countsTaken(linked.state);
+  });
+  if (!state) return unwritable;
+  return { admitted: true, state, counts: countsOf(linked.state), properties: linked.properties };
 }
 
 function delivery(settings: Settings, ctx: Context, { stateDir, outbox }: Store): Delivery {
@@ -232,29 +161,33 @@ function showNotice(store: Store, settings: Settings, ctx: Context): void {
       `addresses. Opt out with ${advice.variable}, or: ${advice.command}. See --dry-run for the data.\n`,
   );
   // Not writable: the notice may show again, which errs on the side of telling.
-  updateState(store.stateDir, (state) => ({ ...state, noticeShown: ctx.now().toISOString() }));
+  updateState(store.stateDir, (state) => withNoticeShown(state, ctx.now().toISOString()));
 }
 
 /** `childArgs`: the command line the --background child runs. */
 export async function report(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, childArgs: readonly string[]): Promise<void> {
   const identity = { uuid: ctx.uuid(), timestamp: ctx.now() };
   if (settings.dryRun) return printDryRun(command, eventProperties, settings, optOut, ctx, identity);
-  const { store: opened, refused } = openStore(settings, ctx);
+  const { store: opened, refused } = openStore(candidates(settings, ctx), ctx.uid, identity.timestamp.getTime());
   if (!opened) {
     ctx.debug(`not sending ${command}: no usable state dir (${refused.map((r) => `${r.dir} ${r.reason}`).join('; ')})`);
     return;
   }
-  const admission = admit(opened, command, eventProperties, ctx);
-  if (!admission.admitted) {
-    recordHistory(opened.stateDir, [{ time: identity.timestamp.toISOString(), event: command, uuid: identity.uuid, outcome: admission.outcome, reason: admission.reason }]);
-    ctx.debug(`not sending ${command}: ${admission.reason}`);
-    return;
+  try {
+    const admission = admit(opened, command, eventProperties, ctx);
+    if (!admission.admitted) {
+      recordHistory(opened.stateDir, [{ time: identity.timestamp.toISOString(), event: command, uuid: identity.uuid, outcome: admission.outcome, reason: admission.reason }]);
+      ctx.debug(`not sending ${command}: ${admission.reason}`);
+      return;
+    }
+    if (settings.background) return storeForBackground(opened, command, admission, settings, ctx, identity, childArgs);
+    const payload = buildPayload(command, admission.properties, settings, ctx, admission.counts, identity, randomIdOf(opened.stateDir, ctx, true));
+    const outcome = await deliverNew(delivery(settings, ctx, opened), payload, admission.state);
+    showNotice(opened, settings, ctx);
+    ctx.debug(`${command} ${payload.uuid}: ${outcome.kind} (${outcome.reason})`);
+  } finally {
+    closeStore(opened.stateDir);
   }
-  if (settings.background) return storeForBackground(opened, command, admission, settings, ctx, identity, childArgs);
-  const payload = buildPayload(command, admission.properties, settings, ctx, admission.counts, identity, randomIdOf(opened.stateDir, ctx, true));
-  const outcome = await deliverNew(delivery(settings, ctx, opened), payload, admission.state);
-  showNotice(opened, settings, ctx);
-  ctx.debug(`${command} ${payload.uuid}: ${outcome.kind} (${outcome.reason})`);
 }
 
 /**
@@ -294,55 +227,74 @@ function storeForBackground(opened: Store, command: EventName, admission: Extrac
 
 /** The --background child: sends what waits, as any later run would. */
 export async function sendWaiting(settings: Settings, ctx: Context): Promise<void> {
-  const { store: opened } = openStore(settings, ctx);
-  if (opened) await flushOutbox(delivery(settings, ctx, opened), { manual: false });
+  const { store: opened } = openStore(candidates(settings, ctx), ctx.uid, ctx.now().getTime());
+  if (!opened) return;
+  try {
+    await flushOutbox(delivery(settings, ctx, opened), { manual: false });
+  } finally {
+    closeStore(opened.stateDir);
+  }
 }
 
 /** The payload `command` would carry now, from the state as it is; nothing is written. */
 function preview(command: EventName, eventProperties: EventProperties, settings: Settings, ctx: Context, identity: Identity, stateDir: StateDir | undefined): CaptureEvent {
-  const state = stateDir ? readState(stateDir) : emptyState();
-  const linked = withRun(command, state, identity.timestamp.getTime(), eventProperties, ctx.uuid);
-  const counts = { queue_dropped: state.dropped, suppressed_events: state.suppressed };
-  return buildPayload(command, linked.properties, settings, ctx, counts, identity, randomIdOf(stateDir, ctx, false));
+  const state: State = stateDir ? readState(stateDir) : emptyState();
+  const linked = linkEvent(command, state, identity.timestamp.getTime(), eventProperties, ctx.uuid);
+  return buildPayload(command, linked.properties, settings, ctx, countsOf(state), identity, randomIdOf(stateDir, ctx, false));
+}
+
+/** What a run would see of the state dir, looked at without creating anything; closed after `look`. */
+function peeking<T>(settings: Settings, ctx: Context, look: (peeked: ReturnType<typeof peekStore>) => T): T {
+  const peeked = peekStore(candidates(settings, ctx), ctx.uid);
+  try {
+    return look(peeked);
+  } finally {
+    closeStore(peeked.stateDir);
+  }
 }
 
 function printDryRun(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, identity: Identity): void {
-  ctx.stdout(`${JSON.stringify(preview(command, eventProperties, settings, ctx, identity, peekStateDir(settings, ctx).stateDir))}\n`);
+  ctx.stdout(`${JSON.stringify(peeking(settings, ctx, ({ stateDir }) => preview(command, eventProperties, settings, ctx, identity, stateDir)))}\n`);
   ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${captureUrl(settings.endpoint).href}\n`);
 }
 
-export async function flush(settings: Settings, ctx: Context): Promise<FlushResult & { refused: Unusable[] }> {
-  const { store: opened, refused } = openStore(settings, ctx);
-  if (!opened) return { sent: 0, dropped: 0, remaining: 0, corrupt: 0, error: 'no usable state dir', refused };
-  return { ...(await flushOutbox(delivery(settings, ctx, opened), { manual: true })), refused };
+export async function flush(settings: Settings, ctx: Context): Promise<FlushResult> {
+  const { store: opened, refused } = openStore(candidates(settings, ctx), ctx.uid, ctx.now().getTime());
+  if (!opened) return { sent: 0, dropped: 0, remaining: 0, corrupt: 0, error: `no usable state dir (${refused.map((r) => `${r.dir} ${r.reason}`).join('; ')})` };
+  try {
+    return await flushOutbox(delivery(settings, ctx, opened), { manual: true });
+  } finally {
+    closeStore(opened.stateDir);
+  }
 }
 
 /** Consent withdrawn covers what was collected but not yet sent. */
 export function clearWaiting(settings: Settings, ctx: Context): number {
-  const { stateDir } = peekStateDir(settings, ctx);
-  if (!stateDir) return 0;
-  updateState(stateDir, (state) => ({ ...state, dropped: 0 }));
-  return clearOutbox(outboxAt(stateDir));
+  return peeking(settings, ctx, ({ stateDir, outbox }) => {
+    if (!stateDir || !outbox) return 0;
+    updateState(stateDir, (state) => ({ ...state, dropped: 0 }));
+    return clearOutbox(outbox);
+  });
 }
 
 export function history(settings: Settings, ctx: Context, json: boolean): string {
-  const { stateDir } = peekStateDir(settings, ctx);
-  const entries = stateDir ? readHistory(stateDir) : [];
+  const entries = peeking(settings, ctx, ({ stateDir }) => (stateDir ? readHistory(stateDir) : []));
   return json ? `${JSON.stringify(entries, null, 2)}\n` : formatHistory(entries);
 }
 
 /** What status reports of the state dir and of what a `start` would carry now; nothing is written. */
 export function describeState(settings: Settings, ctx: Context) {
-  const { stateDir, refused } = peekStateDir(settings, ctx);
-  const { properties } = preview('start', {}, settings, ctx, { uuid: ctx.uuid(), timestamp: ctx.now() }, stateDir);
-  return {
-    endpoint: captureUrl(settings.endpoint).href,
-    machine_id: identitySource(settings.root, path.join(stateDir?.dir ?? settings.stateDir, 'state.json')),
-    state_dir: stateDir?.dir ?? null,
-    unusable_state_dirs: refused,
-    queued_events: stateDir ? unsentCount(outboxAt(stateDir)) : 0,
-    properties,
-  };
+  return peeking(settings, ctx, ({ stateDir, outbox, refused }) => {
+    const { properties } = preview('start', {}, settings, ctx, { uuid: ctx.uuid(), timestamp: ctx.now() }, stateDir);
+    return {
+      endpoint: captureUrl(settings.endpoint).href,
+      machine_id: identitySource(settings.root, path.join(stateDir?.shown ?? settings.stateDir, STATE_FILE)),
+      state_dir: stateDir?.shown ?? null,
+      unusable_state_dirs: refused,
+      queued_events: outbox ? unsentCount(outbox) : 0,
+      properties,
+    };
+  });
 }
 
 /**
@@ -351,10 +303,9 @@ export function describeState(settings: Settings, ctx: Context) {
  * not kept by this either.
  */
 export function dashboardConsent(settings: Settings, ctx: Context): DashboardConsent {
-  const { stateDir } = peekStateDir(settings, ctx);
   return {
     enabled: true,
-    distinct_id: distinctId(settings.root, settings.product, randomIdOf(stateDir, ctx, false)),
+    distinct_id: peeking(settings, ctx, ({ stateDir }) => distinctId(settings.root, settings.product, randomIdOf(stateDir, ctx, false))),
     endpoint: captureUrl(settings.endpoint).href,
     api_key: settings.apiKey,
     product: settings.product,

@@ -40,7 +40,9 @@ const FAULTS: { name: string; behavior: Behavior | 'refused'; tls?: boolean; out
   { name: 'answers 500', behavior: { kind: 'status', status: 500 }, outcome: 'queued', requests: 3 },
   { name: 'answers 429', behavior: { kind: 'status', status: 429 }, outcome: 'queued', requests: 3 },
   { name: 'answers 503 with a Retry-After beyond the budget', behavior: { kind: 'status', status: 503, headers: { 'retry-after': '120' } }, outcome: 'queued', requests: 1 },
-  { name: 'answers 400 (the event will never be accepted)', behavior: { kind: 'status', status: 400 }, outcome: 'dropped', requests: 1 },
+  // Alone, a refused event is kept: only a batch whose other events are taken shows the fault is in it.
+  { name: 'answers 400 to a lone event', behavior: { kind: 'status', status: 400 }, outcome: 'queued', requests: 1 },
+  { name: 'answers 404 (a misrouted load balancer)', behavior: { kind: 'status', status: 404 }, outcome: 'queued', requests: 1 },
   { name: 'drips its answer slower than the budget', behavior: { kind: 'drip', intervalMs: 400 }, outcome: 'queued', requests: 1 },
   { name: 'presents a self-signed certificate', behavior: { kind: 'accept' }, tls: true, outcome: 'queued', requests: 0 },
 ];

@@ -1,3 +1,4 @@
+import { openStore, type Store } from '../src/store/store.ts';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -210,4 +211,11 @@ export function fakeContext(overrides: Partial<Context> = {}): Context & { out: 
     err,
     ...overrides,
   };
+}
+
+/** A state dir opened (made and tagged) as a run of ours opens it, for planting events in its outbox. */
+export function openTestStore(state: string): Store {
+  const { store: opened, refused } = openStore([{ dir: state, makeParents: true }], process.getuid?.(), Date.now());
+  if (!opened) throw new Error(`cannot open ${state}: ${JSON.stringify(refused)}`);
+  return opened;
 }

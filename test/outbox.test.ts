@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { lstatSync, mkdirSync, readFileSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import { main } from '../src/run.ts';
-import { openOutbox, OUTBOX_MAX_BYTES, OUTBOX_MAX_EVENTS, store, type Outbox, type OutboxEvent } from '../src/store/outbox.ts';
-import { endpoint, fakeContext, IS_ROOT, listTree, makeRoot, outboxFolders, runBundle, spawnBundle, tempDir, trapViolations, waitingEvents } from './helpers.ts';
+import { OUTBOX_MAX_BYTES, OUTBOX_MAX_EVENTS, store, type Outbox, type OutboxEvent } from '../src/store/outbox.ts';
+import { endpoint, fakeContext, openTestStore, IS_ROOT, makeRoot, outboxFolders, runBundle, spawnBundle, tempDir, trapViolations, waitingEvents } from './helpers.ts';
 
 /**
  * The outbox's guarantees: every event stored is delivered exactly once however many writers
  * and senders race, a kill -9 at any moment loses nothing, the caps hold, a file that is not a
- * whole event is set aside, and a 0.1 state dir is taken over with nothing lost.
+ * whole event is set aside.
  */
 
 after(() => assert.equal(trapViolations(), '', 'a run tried to reach a non-loopback address'));
@@ -36,9 +36,7 @@ function eventNumber(i: number, properties: Record<string, unknown> = {}): Outbo
 }
 
 function outboxOf(state: string): Outbox {
-  const outbox = openOutbox({ dir: state, uid: process.getuid?.() });
-  assert.ok(outbox);
-  return outbox;
+  return openTestStore(state).outbox;
 }
 
 function plant(state: string, from: number, count: number, properties?: Record<string, unknown>): string[] {
@@ -219,59 +217,6 @@ test('files in new/ that are not whole events of ours are set aside in corrupt/,
   assert.deepEqual(outboxFolders(state).new, []);
 });
 
-test('a 0.1 state dir is taken over: its events are delivered once with their uuids, its id and counts kept, its old files gone', async (t) => {
-  const state = path.join(tempDir(t), 'state');
-  const root = makeRoot(t, { 'etc/os-release': 'ID=debian\n' });
-  const queue = path.join(state, 'queue');
-  mkdirSync(queue, { recursive: true, mode: 0o700 });
-  const legacyId = 'f3a1b2c4-5d6e-4f70-8a9b-0c1d2e3f4a5b';
-  const machineId = '00112233445566778899aabbccddeeff';
-  const legacy = (i: number, minutes: number) => ({
-    api_key: 'phc_test', event: 'fatal', uuid: uuidOf(100 + i), timestamp: new Date(DAY + minutes * 60_000).toISOString(),
-    properties: { distinct_id: legacyId, product: 'example-daemon', fatal_process: 'd' },
-  });
-  // 0.1 names a queued event `<its timestamp's digits>-<uuid>.json`.
-  const legacyName = (event: { uuid: string; timestamp: string }, suffix: string) => `${event.timestamp.replace(/[^0-9]/g, '')}-${event.uuid}${suffix}`;
-  const events = [legacy(1, 0), legacy(2, 1), legacy(3, 2)];
-  writeFileSync(path.join(queue, legacyName(events[0], '.json')), JSON.stringify(events[0]));
-  writeFileSync(path.join(queue, legacyName(events[1], '.json')), JSON.stringify(events[1]));
-  // The write-ahead file of a 0.1 run that died mid-send an hour ago.
-  const pending = path.join(queue, legacyName(events[2], '.pending'));
-  writeFileSync(pending, JSON.stringify(events[2]));
-  const hourAgo = new Date(Date.now() - 3_600_000);
-  utimesSync(pending, hourAgo, hourAgo);
-  writeFileSync(path.join(queue, `${legacyName(legacy(4, 3), '.json')}.k3j4.tmp`), '{"api_key":"phc_test","eve');
-  writeFileSync(path.join(queue, `${legacyName(legacy(5, 4), '.json')}.corrupt`), 'not json');
-  writeFileSync(path.join(state, 'queue-dropped'), '7\n');
-  writeFileSync(path.join(state, 'event-rate.json'), JSON.stringify({ windows: { start: { start: Date.now() - 600_000, count: 2 } }, suppressed: 3 }));
-  writeFileSync(path.join(state, 'distinct-id'), `${legacyId}\n`);
-  const derived = JSON.stringify({ machine_id: machineId, product: 'example-daemon', id: '11111111-2222-4333-8444-555555555555' });
-  writeFileSync(path.join(state, 'distinct-id-derived.json'), derived);
-  // A 0.1 run killed while rewriting the cache left its temp copy, raw machine id included.
-  writeFileSync(path.join(state, 'distinct-id-derived.json.q1w2.tmp'), derived);
-  // 0.1 took the marker's existence for "shown": an empty one (touch) counts.
-  writeFileSync(path.join(state, 'notice-shown'), '');
-  writeFileSync(path.join(state, 'delivery-backoff.json'), JSON.stringify({ failures: 9, nextAttempt: Date.now() + 86_400_000 }));
-  writeFileSync(path.join(state, 'queue.lock'), `999999 ${Date.now()} abc\n`);
-
-  const server = await endpoint(t);
-  const result = await runBundle(['start', '--show-notice', '--endpoint', server.url, '--state-dir', state, '--root', root]);
-  assert.deepEqual([result.code, result.stderr], [0, ''], 'no notice: 0.1 showed it already');
-  const start = server.events().find((e) => e.event === 'start') as { properties: Record<string, unknown> };
-  assert.ok(start, 'the old back-off does not hold back the new event');
-  assert.equal(start.properties.distinct_id, legacyId, 'the random id is kept');
-  assert.equal(start.properties.queue_dropped, 7);
-  assert.equal(start.properties.suppressed_events, 3);
-  const migrated = server.events().filter((e) => e.event === 'fatal');
-  assert.deepEqual(migrated.map((e) => `${e.uuid} ${e.timestamp}`).sort(), events.map((e) => `${e.uuid} ${e.timestamp}`));
-  assert.equal(stateFile(state).windows.start.count, 3, 'the crash-loop window goes on');
-
-  assert.equal((await runBundle(['flush', '--endpoint', server.url, '--state-dir', state, '--root', root])).code, 0);
-  assert.equal(server.events().length, 4, 'each delivered once');
-  assert.deepEqual(listTree(state), ['history.jsonl', `outbox/corrupt/${legacyName(legacy(5, 4), '.json')}.corrupt`, 'state.json']);
-  for (const file of listTree(state)) assert.ok(!readFileSync(path.join(state, file), 'utf8').includes(machineId), `${file} holds no copy of the machine id`);
-});
-
 test('a claim whose sender is a zombie (killed, never reaped: a container without an init) goes back at once', async (t) => {
   const server = await endpoint(t);
   const { state, args } = setup(t);
@@ -282,9 +227,8 @@ test('a claim whose sender is a zombie (killed, never reaped: a container withou
   t.after(() => holder.kill('SIGKILL'));
   const zombie = Number(await new Promise<string>((resolve) => holder.stdout.once('data', (data) => resolve(String(data).trim()))));
   for (const deadline = Date.now() + 5000; Date.now() < deadline && !/\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')); ) await new Promise((resolve) => setImmediate(resolve));
-  const outbox = outboxOf(state);
   const name = `${String(DAY + 7000).padStart(13, '0')}-${uuid}.json`;
-  execFileSync('mv', [path.join(outbox.dir, 'new', name), path.join(outbox.dir, 'cur', `${name}.${zombie}-${Date.now()}`)]);
+  execFileSync('mv', [path.join(state, 'outbox', 'new', name), path.join(state, 'outbox', 'cur', `${name}.${zombie}-${Date.now()}`)]);
   assert.equal((await runBundle(['flush', ...args(server.url)])).code, 0);
   assert.deepEqual(server.events().map((event) => event.uuid), [uuid]);
 });

@@ -4,10 +4,11 @@ import { chmodSync, chownSync, closeSync, existsSync, ftruncateSync, fstatSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
-import { BACKOFF_MAX_MS } from '../src/deliver/delivery.ts';
+import { BACKOFF_MAX_MS } from '../src/store/state.ts';
 import { main } from '../src/run.ts';
-import { openOutbox, store, type OutboxEvent } from '../src/store/outbox.ts';
-import { endpoint, fakeContext, listTree, makeRoot, outboxFolders, runBundle, runBundleUnder, tempDir, trapViolations, unlessRoot, waitingEvents } from './helpers.ts';
+import { store, type OutboxEvent } from '../src/store/outbox.ts';
+import { TAG_FILE } from '../src/store/state-dir.ts';
+import { endpoint, fakeContext, listTree, openTestStore, makeRoot, outboxFolders, runBundle, runBundleUnder, tempDir, trapViolations, unlessRoot, waitingEvents } from './helpers.ts';
 
 /**
  * What the store and the sender withstand: each case here broke when it was tried on 0.1. A
@@ -55,10 +56,14 @@ function eventNumber(i: number, properties: Record<string, unknown> = { distinct
   return { api_key: 'phc_test', event: 'start', uuid: uuidOf(i), timestamp: new Date(Date.UTC(2026, 0, 1) + i * 1000).toISOString(), properties };
 }
 
+/** The state dir's files but the crash-loop slots (limits/): what a run stored. */
+function withoutSlots(state: string): string[] {
+  return listTree(state).filter((file) => !file.startsWith('limits/'));
+}
+
 function plant(state: string, events: OutboxEvent[]): void {
   mkdirSync(state, { recursive: true, mode: 0o700 });
-  const outbox = openOutbox({ dir: state, uid: process.getuid?.() });
-  assert.ok(outbox);
+  const { outbox } = openTestStore(state);
   for (const event of events) store(outbox, event);
 }
 
@@ -67,17 +72,22 @@ test('a state dir owned by another user is left untouched (not even outbox/ is m
   const foreign = path.join(base, 'foreign');
   mkdirSync(foreign, { mode: 0o700 });
   chownSync(foreign, NOBODY, NOBODY);
+  // Root takes no fallback under $HOME or $XDG_STATE_HOME (often another user's under sudo): the temp dir's.
   const xdg = path.join(base, 'xdg');
+  const tmp = path.join(base, 'tmp');
+  mkdirSync(tmp, { mode: 0o755 });
   const server = await endpoint(t);
   const args = ['--state-dir', foreign, '--endpoint', server.url, '--root', makeRoot(t, MACHINE)];
-  const result = await runBundle(['start', ...args], { XDG_STATE_HOME: xdg });
+  const env = { XDG_STATE_HOME: xdg, TMPDIR: tmp };
+  const result = await runBundle(['start', ...args], env);
   assert.deepEqual([result.code, result.stderr], [0, '']);
   assert.deepEqual(everything(foreign), []);
   assert.equal(server.events().length, 1, 'sent, with the crash-loop limit kept in the fallback');
-  assert.ok(existsSync(path.join(xdg, 'example-daemon', 'state.json')));
-  const status = await runBundle(['status', ...args], { XDG_STATE_HOME: xdg });
+  assert.ok(!existsSync(xdg), 'nothing under $XDG_STATE_HOME');
+  assert.ok(existsSync(path.join(tmp, 'example-daemon-0', 'state.json')));
+  const status = await runBundle(['status', ...args], env);
   assert.match(status.stdout, new RegExp(`state dir ${foreign} is unusable: it is owned by uid ${NOBODY}, not by the user running this \\(uid 0\\)`));
-  assert.match(status.stdout, new RegExp(`state dir: ${path.join(xdg, 'example-daemon')} \\(0 events queued\\)`));
+  assert.match(status.stdout, new RegExp(`state dir: ${path.join(tmp, 'example-daemon-0')} \\(0 events queued\\)`));
   assert.deepEqual(everything(foreign), [], 'status created nothing either');
 });
 
@@ -184,6 +194,7 @@ test('state files of ours replaced by a symlink or a FIFO are neither followed n
   const base = tempDir(t);
   const state = path.join(base, 'state');
   mkdirSync(state, { mode: 0o700 });
+  writeFileSync(path.join(state, TAG_FILE), '');
   const victim = path.join(base, 'victim');
   writeFileSync(victim, 'precious\n');
   symlinkSync(victim, path.join(state, 'state.json'));
@@ -195,7 +206,7 @@ test('state files of ours replaced by a symlink or a FIFO are neither followed n
   assert.ok(result.ms < 1000 + SLACK_MS, `took ${Math.round(result.ms)} ms`);
   assert.equal(server.events().length, 1);
   assert.equal(readFileSync(victim, 'utf8'), 'precious\n', 'not written through the link');
-  assert.equal(stateOf(state).windows.start.count, 1, 'the state file is a file of ours again');
+  assert.ok(stateOf(state).run, 'the state file is a file of ours again');
   const history = await runBundle(['history', '--state-dir', state]);
   assert.deepEqual([history.code, history.stdout], [0, 'no events recorded yet\n'], 'the FIFO ledger is not read');
 });
@@ -252,7 +263,7 @@ test('a claim dated far in the future is taken back even though its pid is alive
   const claim = (i: number, at: number) => writeFileSync(path.join(cur, `${String(Date.UTC(2026, 0, 1) + i * 1000).padStart(13, '0')}-${uuidOf(i)}.json.${process.pid}-${at}`), JSON.stringify(eventNumber(i)), { mode: 0o600 });
   claim(1, Date.UTC(3000, 0, 1));
   claim(2, Date.now());
-  const stray = path.join(state, 'outbox', 'tmp', 'half-written');
+  const stray = path.join(state, 'outbox', 'tmp', `${String(Date.UTC(2026, 0, 1)).padStart(13, '0')}-${uuidOf(9)}.json.${process.pid}.halfwritten`);
   writeFileSync(stray, '{"api');
   const far = new Date(Date.UTC(3000, 0, 1));
   utimesSync(stray, far, far);
@@ -330,14 +341,14 @@ test('on a full disk nothing is stored, nothing torn is renamed into place, noth
     assert.deepEqual([result.code, result.stderr], [0, ''], command.join(' '));
   }
   assert.equal(readFileSync(path.join(state, 'state.json'), 'utf8'), stateBefore, 'the state file is whole, as before');
-  assert.deepEqual(listTree(state), ['history.jsonl', 'state.json'], 'no event, temp file or torn copy anywhere');
+  assert.deepEqual(withoutSlots(state), [TAG_FILE, 'history.jsonl', 'state.json'], 'no event, temp file or torn copy anywhere');
 
   // Room for the state file, not for a 7 KB event: the limit holds, the event is dropped, and the ledger says so.
   release(PAGE);
   const result = await runBundle([...BIG_FATAL, ...args]);
   assert.deepEqual([result.code, result.stderr], [0, '']);
-  assert.equal(stateOf(state).windows.fatal.count, 1);
-  assert.deepEqual(listTree(state), ['history.jsonl', 'state.json']);
+  assert.equal(listTree(state).filter((file) => file.startsWith('limits/fatal.')).length, 2, 'each fatal took its crash-loop slot, stored or not');
+  assert.deepEqual(withoutSlots(state), [TAG_FILE, 'history.jsonl', 'state.json']);
   const [first, ...rest] = historyOf(state);
   assert.deepEqual([first.event, first.outcome], ['start', 'sent']);
   assert.deepEqual([...new Set(rest.map((entry) => entry.outcome))], ['dropped'], 'whatever the ledger could record says dropped, never queued');
@@ -358,7 +369,7 @@ test('writes cut short by a file-size limit (RLIMIT_FSIZE; Node ignores SIGXFSZ)
     const result = await runBundleUnder(limited, [...command, ...args]);
     assert.deepEqual([result.code, result.stderr], [0, ''], command.join(' '));
   }
-  assert.deepEqual(listTree(state), ['history.jsonl', 'state.json'], 'no event, temp file or torn copy anywhere');
+  assert.deepEqual(withoutSlots(state), [TAG_FILE, 'history.jsonl', 'state.json'], 'no event, temp file or torn copy anywhere');
   assert.deepEqual(historyOf(state).map((entry) => `${entry.event} ${entry.outcome}`), ['start sent', 'fatal dropped', 'fatal dropped']);
   for (const entry of historyOf(state).slice(1)) assert.match(entry.reason, /could not be stored \(EFBIG\)/);
   assert.equal(server.events().length, 1);

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { HISTORY_KEEP, readHistory, recordHistory } from '../src/store/history.ts';
 import { main } from '../src/run.ts';
 import { createScrubber } from '../src/collect/scrub.ts';
-import { endpoint, fakeContext, listTree, makeRoot, runBundle, tempDir } from './helpers.ts';
+import { endpoint, fakeContext, listTree, makeRoot, runBundle, tempDir , openTestStore } from './helpers.ts';
 
 /** Consent and transparency: what users can check before and after anything is sent. */
 
@@ -72,7 +72,7 @@ test('history shows what was sent, queued, dropped and suppressed, as text and -
 
 test('the history stays small: only the newest entries are kept', (t) => {
   const state = tempDir(t);
-  const stateDir = { dir: state, uid: process.getuid?.() };
+  const { stateDir } = openTestStore(state);
   for (let i = 0; i < 1200; i++) recordHistory(stateDir, [{ time: `t${i}`, event: 'start', uuid: `u${i}`, outcome: 'sent', reason: 'delivered '.repeat(5) }]);
   const entries = readHistory(stateDir);
   assert.ok(entries.length <= HISTORY_KEEP);

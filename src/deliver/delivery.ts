@@ -3,9 +3,10 @@ import type { Settings } from '../config/settings.ts';
 import { appendText } from '../store/files.ts';
 import { recordHistory, type HistoryEntry } from '../store/history.ts';
 import { capOutbox, claimWaiting, recoverAbandoned, release, settle, store, storeClaimed, waitingNames, type Item, type Outbox, type OutboxEvent } from '../store/outbox.ts';
-import { readState, updateState, type State } from '../store/state.ts';
+import { afterFailure, afterSuccess, droppedMore, nextAttempt as nextAttemptIn, type State } from '../store/state.ts';
+import { readState, updateState } from '../store/state-file.ts';
 import type { StateDir } from '../store/state-dir.ts';
-import { HttpError } from './errors.ts';
+import { BudgetSpentError, HttpError } from './errors.ts';
 import { proxyFor } from './proxy.ts';
 import { post } from './transport.ts';
 import { batchUrl, captureUrl } from './urls.ts';
@@ -14,9 +15,12 @@ import { batchUrl, captureUrl } from './urls.ts';
  * Getting events to the receiver without ever holding the caller: a few jittered retries inside
  * the run's budget, then the outbox; a receiver that keeps failing is tried less and less often
  * (per endpoint, persisted), so a fleet does not stampede it when it comes back. Whatever the
- * receiver answers, no event it could still take is lost: a redirect or a 5xx leaves events
- * waiting, and a batch refused whole (PostHog refuses a whole request for one malformed event,
- * or a 413 for its size) is split until only the events it really refuses are dropped.
+ * receiver answers, no event it could still take is lost. A redirect, a 5xx, and the answers of
+ * a receiver that is set up wrong (401, 403, 404, 405, 410: a rotated key, a misrouted load
+ * balancer) leave every event waiting and back the endpoint off. A batch refused whole (PostHog
+ * refuses a whole request for one malformed event, or a 413 for its size) is split until each
+ * refused event stands alone; one is dropped only when the receiver took others of the same
+ * flush, so the fault is in that event. A receiver without /batch/ gets events one by one.
  */
 
 export type Outcome = { kind: 'sent' | 'queued' | 'dropped'; reason: string; status?: number };
@@ -34,16 +38,25 @@ const ATTEMPTS_PER_RUN = 3;
 const FIRST_RETRY_MS = 100;
 /** Kept back from the budget for moving the event back to the outbox after the last attempt. */
 const RESERVE_MS = 40;
-const BACKOFF_BASE_MS = 30_000;
-export const BACKOFF_MAX_MS = 6 * 60 * 60 * 1000;
 /** Batches stay well under PostHog's request size limit (20 MB). */
 const BATCH_MAX_EVENTS = 500;
 const BATCH_MAX_BYTES = 2 * 1024 * 1024;
 
-/** A redirect, 408, 429 and 5xx may succeed later; any other 4xx never will. */
-function isRetryable(error: unknown): boolean {
-  if (!(error instanceof HttpError)) return true;
-  return error.status < 400 || error.status === 408 || error.status === 429 || error.status >= 500;
+/** Answers that say the receiver is set up wrong, not that anything is wrong with the events. */
+const MISCONFIGURED = new Set([401, 403, 404, 405, 410]);
+
+/**
+ * What an error says about the events: `retry` (no answer, a redirect, 408, 429, 5xx: may work
+ * in a moment), `endpoint` (the receiver is set up wrong: keep them and back off), `refused`
+ * (this request's content was refused: split it), `budget` (no attempt was made).
+ */
+type Verdict = 'retry' | 'endpoint' | 'refused' | 'budget';
+
+function verdictOf(error: unknown): Verdict {
+  if (error instanceof BudgetSpentError) return 'budget';
+  if (!(error instanceof HttpError)) return 'retry';
+  if (error.status < 400 || error.status === 408 || error.status === 429 || error.status >= 500) return 'retry';
+  return MISCONFIGURED.has(error.status) ? 'endpoint' : 'refused';
 }
 
 function remainingMs({ settings, ctx }: Delivery): number {
@@ -72,7 +85,7 @@ async function postWithRetries(delivery: Delivery, url: URL, body: string | Buff
       return await post({ url, body, gzip, proxy, budgetMs: remainingMs(delivery), userAgent: `anonymous-statistics/${ctx.toolVersion}` });
     } catch (error) {
       lastError = error;
-      if (!isRetryable(error)) break;
+      if (verdictOf(error) !== 'retry') break;
       const wait = retryAfterMs(error, ctx.now().getTime()) ?? FIRST_RETRY_MS * 2 ** attempt * (0.5 + ctx.random());
       // Only retry if the wait and another attempt still fit; otherwise the outbox keeps it.
       if (attempt + 1 >= ATTEMPTS_PER_RUN || wait + 200 > remainingMs(delivery)) break;
@@ -87,33 +100,19 @@ function endpointKey({ settings }: Delivery): string {
   return settings.endpoint.href;
 }
 
-/**
- * When the next attempt at this endpoint may be made. A time further off than the ceiling from
- * now was not set by a run whose clock agreed with ours (it was far ahead, or the file was
- * planted): it is ignored, not clamped, since a clamp to now + ceiling would move with the clock
- * and never pass.
- */
 function nextAttempt(delivery: Delivery, state: State): number {
-  const now = delivery.ctx.now().getTime();
-  const next = state.backoff[endpointKey(delivery)]?.next ?? 0;
-  return next > now + BACKOFF_MAX_MS ? 0 : next;
+  return nextAttemptIn(state, endpointKey(delivery), delivery.ctx.now().getTime());
 }
 
+/** The receiver failed (a budget spent before any attempt says nothing about it, and is not counted). */
 function recordFailure(delivery: Delivery, error: unknown): void {
-  const { ctx } = delivery;
-  const now = ctx.now().getTime();
-  updateState(delivery.stateDir, (state) => {
-    const failures = Math.min(64, (state.backoff[endpointKey(delivery)]?.failures ?? 0) + 1);
-    const exponential = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1)) * (0.5 + ctx.random());
-    // A receiver's Retry-After is honoured, up to the same ceiling.
-    const delay = Math.min(BACKOFF_MAX_MS, Math.max(exponential, retryAfterMs(error, now) ?? 0));
-    return { ...state, backoff: { ...state.backoff, [endpointKey(delivery)]: { failures, next: Math.round(now + delay) } } };
-  });
+  if (verdictOf(error) === 'budget') return;
+  const now = delivery.ctx.now().getTime();
+  updateState(delivery.stateDir, (state) => afterFailure(state, endpointKey(delivery), now, delivery.ctx.random(), retryAfterMs(error, now)));
 }
 
 function recordSuccess(delivery: Delivery): void {
-  if (!readState(delivery.stateDir).backoff[endpointKey(delivery)]) return;
-  updateState(delivery.stateDir, ({ backoff: { [endpointKey(delivery)]: _cleared, ...others }, ...rest }) => ({ ...rest, backoff: others }));
+  updateState(delivery.stateDir, (state) => afterSuccess(state, endpointKey(delivery)));
 }
 
 /** The transparency log: every payload delivered, one JSON per line, byte for byte as on the wire. */
@@ -138,7 +137,7 @@ export function enforceCaps(delivery: Delivery): void {
   const dropped = capOutbox(delivery.outbox);
   if (dropped === 0) return;
   delivery.ctx.debug(`outbox full: dropped the ${dropped} oldest events`);
-  updateState(delivery.stateDir, (state) => ({ ...state, dropped: state.dropped + dropped }));
+  updateState(delivery.stateDir, (state) => droppedMore(state, dropped));
 }
 
 function queued(delivery: Delivery, body: string, reason: string): Outcome {
@@ -186,13 +185,12 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
     recordSuccess(delivery);
     outcome = { kind: 'sent', reason: 'delivered', status };
   } catch (error) {
-    if (isRetryable(error)) {
-      recordFailure(delivery, error);
-      outcome = release(outbox, item) ? queued(delivery, body, describe(error)) : { kind: 'dropped', reason: `${describe(error)}; the outbox lost it (cleared meanwhile)` };
-    } else {
-      settle(item);
-      outcome = { kind: 'dropped', reason: `the receiver refused it (${describe(error)})`, status: (error as HttpError).status };
-    }
+    // Whatever the answer, a lone event stays: were it refused for its content, a later batch
+    // shows that by the receiver taking the others (flushOutbox drops it then).
+    if (verdictOf(error) !== 'refused') recordFailure(delivery, error);
+    const reason = whyKept(error);
+    outcome = release(outbox, item) ? queued(delivery, body, reason) : { kind: 'dropped', reason: `${reason}; the outbox lost it (cleared meanwhile)` };
+    if (error instanceof HttpError) outcome.status = error.status;
   }
   note(delivery, [event], outcome, { duration_ms: Math.round(ctx.elapsedMs()) });
   if (outcome.kind === 'sent' && waitingNames(outbox).length > 0 && remainingMs(delivery) > 100) await flushOutbox(delivery, { manual: false });
@@ -208,18 +206,35 @@ export interface FlushResult {
   error?: string;
 }
 
+/** Why an event the receiver did not take is kept, as history and status say it. */
+function whyKept(error: unknown): string {
+  switch (verdictOf(error)) {
+    case 'endpoint':
+      return `${describe(error)}: the receiver is not set up for this endpoint or key; kept, and tried again later`;
+    case 'refused':
+      return `${describe(error)}: refused alone; kept until the receiver takes other events`;
+    case 'budget':
+      return 'the time budget ran out before it could be sent';
+    default:
+      return describe(error);
+  }
+}
+
 /**
- * Sends what waits in the outbox, oldest first, in gzip batches to /batch/. `manual` (the flush
- * command: a person asked) tries even while the endpoint is backing off.
+ * Sends what waits in the outbox, oldest first, in gzip batches to /batch/ (one by one to the
+ * capture path where the receiver has no /batch/). `manual` (the flush command: a person asked)
+ * tries even while the endpoint is backing off.
  */
 export async function flushOutbox(delivery: Delivery, { manual }: { manual: boolean }): Promise<FlushResult> {
   const { ctx, outbox } = delivery;
   const result: FlushResult = { sent: 0, dropped: 0, remaining: 0, corrupt: 0 };
   recoverAbandoned(outbox, ctx.now().getTime(), ctx.isProcessAlive);
+  enforceCaps(delivery);
   const next = nextAttempt(delivery, readState(delivery.stateDir));
   if (!manual && ctx.now().getTime() < next) {
     result.error = `receiver failing, next attempt after ${new Date(next).toISOString()}`;
   }
+  const flush: Flush = { result, refusedAlone: [], singly: false };
   while (result.error === undefined && remainingMs(delivery) > 0) {
     const { items, corrupt } = claimWaiting(outbox, ctx.pid, ctx.now().getTime(), BATCH_MAX_EVENTS);
     result.corrupt += corrupt;
@@ -230,13 +245,47 @@ export async function flushOutbox(delivery: Delivery, { manual }: { manual: bool
     ctx.atDeadline(releaseUnsent);
     for (const batch of batches(items.map((item) => completed(delivery, item)))) {
       if (result.error !== undefined || remainingMs(delivery) <= 0) break;
-      result.error = await sendBatch(delivery, batch, result, unsent);
+      result.error = await sendBatch(delivery, batch, flush, unsent);
     }
+    settleRefused(delivery, flush, unsent);
     releaseUnsent();
+    // Events refused alone and kept wait for a later flush: this one would only send them again.
+    if (flush.refusedAlone.length > 0) break;
   }
   result.remaining = waitingNames(outbox).length;
-  if (result.remaining > 0 && result.error === undefined) result.error = 'the time budget ran out';
+  if (result.remaining > 0 && result.error === undefined) result.error = remainingMs(delivery) > 0 ? 'the receiver refused every event it was sent' : 'the time budget ran out';
   return result;
+}
+
+interface Flush {
+  result: FlushResult;
+  /** Events the receiver refused one by one, not yet judged. */
+  refusedAlone: { item: Item; error: unknown }[];
+  /** The receiver has no /batch/: events go one by one to the capture path. */
+  singly: boolean;
+}
+
+/**
+ * Events refused alone are dropped when the receiver took others in this flush (the fault is in
+ * them); when it took none, it refuses everything, which is its set-up, not the events: all stay.
+ */
+function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Item>): void {
+  if (flush.refusedAlone.length === 0) return;
+  if (flush.result.sent === 0) {
+    recordFailure(delivery, flush.refusedAlone[0].error);
+    note(delivery, flush.refusedAlone.map(({ item }) => item.event), { kind: 'queued', reason: `${describe(flush.refusedAlone[0].error)} for every event: kept, and tried again later` });
+    flush.result.error = `the receiver refused every event (${describe(flush.refusedAlone[0].error)})`;
+    flush.refusedAlone = [];
+    return;
+  }
+  for (const { item, error } of flush.refusedAlone) {
+    settle(item);
+    unsent.delete(item.file);
+    flush.result.dropped++;
+    note(delivery, [item.event], { kind: 'dropped', reason: `the receiver refused it alone, and took others (${describe(error)})`, status: (error as HttpError).status });
+    delivery.ctx.debug(`dropped ${item.event.uuid}: the receiver refused it (${describe(error)})`);
+  }
+  flush.refusedAlone = [];
 }
 
 /** An item --background stored unfinished gets what is collected now; its uuid and time stay. */
@@ -246,50 +295,77 @@ function completed(delivery: Delivery, item: Item): Item {
   return { ...item, event, bytes: Buffer.byteLength(JSON.stringify(event)) };
 }
 
+function delivered(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<string, Item>, status: number, reason: string): void {
+  for (const item of items) {
+    settle(item);
+    unsent.delete(item.file);
+    appendLog(delivery, JSON.stringify(item.event));
+  }
+  flush.result.sent += items.length;
+  recordSuccess(delivery);
+  note(delivery, items.map((item) => item.event), { kind: 'sent', reason, status });
+}
+
+/** One event to the capture path, as a receiver without /batch/ takes them. */
+async function sendAlone(delivery: Delivery, item: Item, flush: Flush, unsent: Map<string, Item>): Promise<string | undefined> {
+  try {
+    const status = await postWithRetries(delivery, captureUrl(delivery.settings.endpoint), JSON.stringify(item.event), false);
+    delivered(delivery, [item], flush, unsent, status, 'from the outbox, one by one (the receiver has no /batch/)');
+    return undefined;
+  } catch (error) {
+    return failed(delivery, [item], flush, error);
+  }
+}
+
+/** A request failed: the reason to stop, or undefined where its events wait for judgement. */
+function failed(delivery: Delivery, items: Item[], flush: Flush, error: unknown): string | undefined {
+  const verdict = verdictOf(error);
+  if (verdict === 'refused' && items.length === 1) {
+    flush.refusedAlone.push({ item: items[0], error });
+    return undefined;
+  }
+  recordFailure(delivery, error);
+  note(delivery, items.map((item) => item.event), { kind: 'queued', reason: whyKept(error), ...(error instanceof HttpError ? { status: error.status } : {}) });
+  return describe(error);
+}
+
 /**
  * One batch; a batch the receiver refuses as a whole is split in two until each refused event
- * stands alone, so only the events it really refuses are dropped. Resolves with the reason to
- * stop (the receiver is failing), or undefined.
+ * stands alone. Resolves with the reason to stop (the receiver is failing), or undefined.
  */
-async function sendBatch(delivery: Delivery, items: Item[], result: FlushResult, unsent: Map<string, Item>): Promise<string | undefined> {
+async function sendBatch(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<string, Item>): Promise<string | undefined> {
+  if (flush.singly) {
+    for (const item of items) {
+      if (remainingMs(delivery) <= 0) return 'the time budget ran out';
+      const stop = await sendAlone(delivery, item, flush, unsent);
+      if (stop !== undefined) return stop;
+    }
+    return undefined;
+  }
   const { ctx, settings } = delivery;
   const envelope = { api_key: items[0].event.api_key, sent_at: ctx.now().toISOString(), batch: items.map(({ event: { api_key: _key, ...rest } }) => rest) };
   try {
     // Loaded on first use: only a batch needs it, and a --background caller never sends one.
     const { gzipSync } = require('node:zlib') as typeof import('node:zlib');
     const status = await postWithRetries(delivery, batchUrl(settings.endpoint), gzipSync(JSON.stringify(envelope)), true);
-    for (const item of items) {
-      settle(item);
-      unsent.delete(item.file);
-      appendLog(delivery, JSON.stringify(item.event));
-    }
-    result.sent += items.length;
-    recordSuccess(delivery);
-    note(delivery, items.map((item) => item.event), { kind: 'sent', reason: `from the outbox, in a batch of ${items.length}`, status });
+    delivered(delivery, items, flush, unsent, status, `from the outbox, in a batch of ${items.length}`);
     return undefined;
   } catch (error) {
-    if (isRetryable(error)) {
-      recordFailure(delivery, error);
-      return describe(error);
+    if (error instanceof HttpError && (error.status === 404 || error.status === 405)) {
+      ctx.debug(`${batchUrl(settings.endpoint).href} answered ${describe(error)}: sending events one by one to ${captureUrl(settings.endpoint).href}`);
+      flush.singly = true;
+      return sendBatch(delivery, items, flush, unsent);
     }
-    if (items.length > 1) {
-      const half = Math.ceil(items.length / 2);
-      for (const part of [items.slice(0, half), items.slice(half)]) {
-        if (remainingMs(delivery) <= 0) return 'the time budget ran out';
-        const stop = await sendBatch(delivery, part, result, unsent);
-        if (stop !== undefined) return stop;
-      }
-      return undefined;
+    if (verdictOf(error) !== 'refused' || items.length === 1) return failed(delivery, items, flush, error);
+    const half = Math.ceil(items.length / 2);
+    for (const part of [items.slice(0, half), items.slice(half)]) {
+      if (remainingMs(delivery) <= 0) return 'the time budget ran out';
+      const stop = await sendBatch(delivery, part, flush, unsent);
+      if (stop !== undefined) return stop;
     }
-    settle(items[0]);
-    unsent.delete(items[0].file);
-    result.dropped++;
-    note(delivery, [items[0].event], { kind: 'dropped', reason: `the receiver refused it (${describe(error)})`, status: (error as HttpError).status });
-    ctx.debug(`dropped ${items[0].event.uuid}: the receiver refused it (${describe(error)})`);
     return undefined;
   }
 }
-
 /** Oldest first, one API key per request (the key goes in the envelope), bounded in count and size. */
 function* batches(items: Item[]): Generator<Item[]> {
   let current: Item[] = [];

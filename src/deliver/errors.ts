@@ -19,3 +19,9 @@ export class TimeoutError extends Error {
   readonly code = 'E_TIMEOUT';
   override name = 'TimeoutError';
 }
+
+/** The run's budget was spent before a request could start: no word about the receiver. */
+export class BudgetSpentError extends Error {
+  readonly code = 'E_BUDGET';
+  override name = 'BudgetSpentError';
+}

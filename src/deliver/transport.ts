@@ -1,6 +1,6 @@
 import type http from 'node:http';
 import type { Socket } from 'node:net';
-import { HttpError, NetworkError, TimeoutError } from './errors.ts';
+import { BudgetSpentError, HttpError, NetworkError, TimeoutError } from './errors.ts';
 
 export interface PostOptions {
   url: URL;
@@ -27,7 +27,7 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  * (its llhttp WebAssembly parser and the memory it maps), node:http ~6 ms; see README.
  */
 export async function post({ url, body, budgetMs, userAgent, gzip, proxy }: PostOptions): Promise<number> {
-  if (budgetMs <= 0) throw new TimeoutError('no time left in the budget');
+  if (budgetMs <= 0) throw new BudgetSpentError('no time left in the budget');
   const signal = AbortSignal.timeout(budgetMs);
   const headers: http.OutgoingHttpHeaders = {
     'content-type': 'application/json',

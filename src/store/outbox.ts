@@ -1,7 +1,8 @@
-import { lstatSync, mkdirSync, readdirSync, renameSync } from 'node:fs';
+import { lstatSync, opendirSync, renameSync } from 'node:fs';
 import path from 'node:path';
+import { UUID_PATTERN } from '../config/uuid.ts';
 import { readOwnFile, removeFile, writeNew } from './files.ts';
-import type { StateDir } from './state-dir.ts';
+import { openFolder, type StateDir } from './state-dir.ts';
 
 /**
  * The outbox: one file per event, moved between folders by rename (Maildir's protocol), so no
@@ -13,10 +14,13 @@ import type { StateDir } from './state-dir.ts';
  *   corrupt/  files that were not a whole event, set aside for a person to look at
  *
  * A claim is the rename new/ -> cur/: of any number of racing senders exactly one succeeds. A
- * claim whose sender is gone (kill -9, power loss) goes back to new/ on the next run.
+ * claim whose sender is gone (kill -9, power loss) goes back to new/ on the next run. Every name
+ * is one this module generated and matches its pattern; nothing else in a folder is touched.
+ * Each folder is checked like the state dir (ours, writable by nobody else, no symlink) and
+ * reached through its opened directory.
  */
 export interface Outbox {
-  dir: string;
+  folders: Record<Folder, string>;
   uid: number | undefined;
 }
 
@@ -44,44 +48,60 @@ export const OUTBOX_MAX_EVENTS = 1000;
 export const OUTBOX_MAX_BYTES = 4 * 1024 * 1024;
 /** Longer than any run may last (the longest --timeout): a claim or temp file this old was abandoned. */
 export const ABANDONED_MS = 11 * 60 * 1000;
+/**
+ * Entries one run reads from a folder, and abandoned claims it takes back, at most: whatever a
+ * folder holds (a flood of stale claims, files planted by hand), a run's work stays bounded;
+ * the rest is left to the runs after it.
+ */
+const MAX_LISTED = 5000;
+const MAX_RECOVERED = 1000;
 const FOLDERS = ['tmp', 'new', 'cur', 'corrupt'] as const;
-const ITEM_NAME = /^\d{13}-[0-9a-f-]{36}\.json$/;
-const CLAIM = /^(.+\.json)\.(\d+)-(\d+)$/;
+type Folder = (typeof FOLDERS)[number];
+const UUID_SOURCE = UUID_PATTERN.source.replace(/^\^|\$$/g, '');
+const ITEM_NAME = new RegExp(`^\\d{13}-${UUID_SOURCE}\\.json$`);
+const CLAIM = new RegExp(`^(\\d{13}-${UUID_SOURCE}\\.json)\\.(\\d{1,10})-(\\d{1,16})$`);
+const TEMPORARY = new RegExp(`^\\d{13}-${UUID_SOURCE}\\.json\\.\\d{1,10}\\.[0-9a-z]{1,16}$`);
 
-/** The outbox of a usable state dir; undefined when its folders cannot be made. */
-export function openOutbox(stateDir: StateDir): Outbox | undefined {
-  const dir = path.join(stateDir.dir, 'outbox');
-  try {
-    for (const folder of FOLDERS) mkdirSync(path.join(dir, folder), { recursive: true, mode: 0o700 });
-    return { dir, uid: stateDir.uid };
-  } catch {
-    return undefined;
+/** The outbox of an opened state dir, its folders made when `create`; else why it cannot be used. */
+export function openOutbox(stateDir: StateDir, create: boolean): Outbox | string {
+  const outbox = openFolder(stateDir, 'outbox', create);
+  if (typeof outbox === 'string') return outbox;
+  const folders = {} as Record<Folder, string>;
+  for (const name of FOLDERS) {
+    const folder = openFolder(outbox, name, create);
+    if (typeof folder === 'string') return folder;
+    folders[name] = folder.dir;
   }
-}
-
-/** The outbox as it is, for reading only (nothing is created). */
-export function outboxAt(stateDir: StateDir): Outbox {
-  return { dir: path.join(stateDir.dir, 'outbox'), uid: stateDir.uid };
+  return { folders, uid: stateDir.uid };
 }
 
 /** The largest time a name holds (13 digits, in 2286): a clock far ahead must not make a name no listing matches. */
 const LATEST_NAMED_MS = 9_999_999_999_999;
 
 export function itemName(event: { uuid: string; timestamp: string }): string {
+  if (!UUID_PATTERN.test(event.uuid)) throw new Error('an event of ours has a uuid of ours');
   const ms = Date.parse(event.timestamp);
   return `${String(Number.isFinite(ms) && ms >= 0 ? Math.min(ms, LATEST_NAMED_MS) : 0).padStart(13, '0')}-${event.uuid}.json`;
 }
 
-function folder(outbox: Outbox, name: (typeof FOLDERS)[number]): string {
-  return path.join(outbox.dir, name);
+function folder(outbox: Outbox, name: Folder): string {
+  return outbox.folders[name];
 }
 
-function list(dir: string): string[] {
+/** Up to MAX_LISTED names in `dir` that match `pattern`, sorted. */
+function list(dir: string, pattern: RegExp): string[] {
+  const names: string[] = [];
   try {
-    return readdirSync(dir).sort();
+    const listing = opendirSync(dir);
+    try {
+      for (let seen = 0, entry; seen < MAX_LISTED && (entry = listing.readSync()) !== null; seen++) if (pattern.test(entry.name)) names.push(entry.name);
+    } finally {
+      listing.closeSync();
+    }
   } catch {
-    return [];
+    // a folder we cannot read holds nothing we could use
   }
+  return names.sort();
 }
 
 function writeTmp(outbox: Outbox, name: string, body: string): string {
@@ -106,9 +126,14 @@ export function store(outbox: Outbox, event: OutboxEvent, body = JSON.stringify(
 export function storeClaimed(outbox: Outbox, event: OutboxEvent, body: string, pid: number, now: number): Item {
   const name = itemName(event);
   const temporary = writeTmp(outbox, name, body);
-  const file = path.join(folder(outbox, 'cur'), `${name}.${pid}-${now}`);
+  const file = path.join(folder(outbox, 'cur'), claimName(name, pid, now));
   renameSync(temporary, file);
   return { file, name, event, bytes: Buffer.byteLength(body) };
+}
+
+/** A clock before 1970 still makes a name the claim pattern matches (and recovery takes back at once). */
+function claimName(name: string, pid: number, now: number): string {
+  return `${name}.${pid}-${Math.max(0, Math.floor(now))}`;
 }
 
 /** Sent, or refused for good: gone. */
@@ -127,12 +152,12 @@ export function release(outbox: Outbox, item: Pick<Item, 'file' | 'name'>): bool
 }
 
 export function waitingNames(outbox: Outbox): string[] {
-  return list(folder(outbox, 'new')).filter((name) => ITEM_NAME.test(name));
+  return list(folder(outbox, 'new'), ITEM_NAME);
 }
 
 /** Events not sent yet: waiting in new/, or claimed in cur/ (being sent, or by a sender that died, to be taken back). */
 export function unsentCount(outbox: Outbox): number {
-  return waitingNames(outbox).length + list(folder(outbox, 'cur')).filter((name) => CLAIM.test(name)).length;
+  return waitingNames(outbox).length + list(folder(outbox, 'cur'), CLAIM).length;
 }
 
 /**
@@ -144,7 +169,7 @@ export function claimWaiting(outbox: Outbox, pid: number, now: number, max: numb
   let corrupt = 0;
   for (const name of waitingNames(outbox)) {
     if (items.length >= max) break;
-    const file = path.join(folder(outbox, 'cur'), `${name}.${pid}-${now}`);
+    const file = path.join(folder(outbox, 'cur'), claimName(name, pid, now));
     try {
       renameSync(path.join(folder(outbox, 'new'), name), file);
     } catch {
@@ -169,7 +194,7 @@ function parseEvent(text: string): OutboxEvent {
   const event = JSON.parse(text);
   const valid =
     typeof event === 'object' && event !== null &&
-    typeof event.api_key === 'string' && typeof event.event === 'string' && typeof event.uuid === 'string' &&
+    typeof event.api_key === 'string' && typeof event.event === 'string' && typeof event.uuid === 'string' && UUID_PATTERN.test(event.uuid) &&
     typeof event.timestamp === 'string' && typeof event.properties === 'object' && event.properties !== null;
   if (!valid) throw new Error('not an event');
   return event;
@@ -181,15 +206,15 @@ function parseEvent(text: string): OutboxEvent {
  * (a reused pid), or the claim says it was made far in the future (a clock that jumped back).
  */
 export function recoverAbandoned(outbox: Outbox, now: number, isAlive: (pid: number) => boolean): void {
-  for (const claimed of list(folder(outbox, 'cur'))) {
-    const match = CLAIM.exec(claimed);
-    if (!match) continue;
-    const [, name, pid, at] = match;
+  let recovered = 0;
+  for (const claimed of list(folder(outbox, 'cur'), CLAIM)) {
+    if (recovered >= MAX_RECOVERED) break;
+    const [, name, pid, at] = CLAIM.exec(claimed) as RegExpExecArray;
     const age = now - Number(at);
     if (isAlive(Number(pid)) && age < ABANDONED_MS && age > -ABANDONED_MS) continue;
-    release(outbox, { file: path.join(folder(outbox, 'cur'), claimed), name });
+    if (release(outbox, { file: path.join(folder(outbox, 'cur'), claimed), name })) recovered++;
   }
-  for (const name of list(folder(outbox, 'tmp'))) {
+  for (const name of list(folder(outbox, 'tmp'), TEMPORARY)) {
     const file = path.join(folder(outbox, 'tmp'), name);
     try {
       if (Math.abs(now - lstatSync(file).mtimeMs) > ABANDONED_MS) removeFile(file);
@@ -222,8 +247,9 @@ export function capOutbox(outbox: Outbox): number {
 /** Consent withdrawn: every event not yet sent is deleted. Returns how many. */
 export function clearOutbox(outbox: Outbox): number {
   let cleared = 0;
+  const owned = { new: ITEM_NAME, cur: CLAIM, tmp: TEMPORARY };
   for (const name of ['new', 'cur', 'tmp'] as const) {
-    for (const entry of list(folder(outbox, name))) if (removeFile(path.join(folder(outbox, name), entry))) cleared += name === 'tmp' ? 0 : 1;
+    for (const entry of list(folder(outbox, name), owned[name])) if (removeFile(path.join(folder(outbox, name), entry))) cleared += name === 'tmp' ? 0 : 1;
   }
   return cleared;
 }

@@ -1,14 +1,12 @@
-import path from 'node:path';
-import { readOwnFile, writeWhole } from './files.ts';
-import type { StateDir } from './state-dir.ts';
+import type { EventName, EventProperties } from '../cli/events.ts';
+import { UUID_PATTERN } from '../config/uuid.ts';
 
 /**
- * Everything the state dir remembers besides the events themselves, in ONE file
- * (`<state-dir>/state.json`) written whole and renamed into place. Each update re-reads the file
- * just before writing it, so concurrent runs lose each other's changes only within that instant:
- * the crash-loop limit may be off by the runs of that instant, never by a flood. Every value is
- * checked when read; one that is malformed, or that a far-off clock made absurd, is dropped or
- * clamped, so a planted or stale state can neither stall nor steer a run.
+ * What the state file means, as pure functions `(state, ...) -> state`: no disk here
+ * (state-file.ts reads and writes it). The crash-loop limit is not in it: slot files hold that
+ * (limits.ts), so concurrent runs cannot talk each other past it. Every value is checked when
+ * read; one that is malformed, or that a far-off clock made absurd, is dropped, so a planted or
+ * stale state can neither stall nor steer a run.
  */
 export interface State {
   /** The random distinct id, where there is no machine id. */
@@ -17,8 +15,7 @@ export interface State {
   noticeShown?: string;
   /** Events the full outbox dropped since the last event created (rides on the next one). */
   dropped: number;
-  /** Crash-loop limit: a fixed one-hour window per event kind, and the events held back. */
-  windows: Record<string, { start: number; count: number }>;
+  /** Events the crash-loop limit held back since the last event created (rides on the next one). */
   suppressed: number;
   /** Per endpoint: failures in a row and the earliest next attempt (epoch ms). */
   backoff: Record<string, { failures: number; next: number }>;
@@ -35,18 +32,14 @@ export interface Execution {
   started: number;
 }
 
-const STATE_FILE = 'state.json';
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 /** Executions kept at most (newest first), and for at most a day: a CLI's command ends long before. */
 export const MAX_EXECUTIONS = 200;
 export const EXECUTION_TTL_MS = 24 * 60 * 60 * 1000;
-
-function stateFile(stateDir: StateDir): string {
-  return path.join(stateDir.dir, STATE_FILE);
-}
+const BACKOFF_BASE_MS = 30_000;
+export const BACKOFF_MAX_MS = 6 * 60 * 60 * 1000;
 
 export function emptyState(): State {
-  return { dropped: 0, windows: {}, suppressed: 0, backoff: {}, executions: {} };
+  return { dropped: 0, suppressed: 0, backoff: {}, executions: {} };
 }
 
 const count = (value: unknown) => (Number.isSafeInteger(value) && (value as number) >= 0 ? (value as number) : 0);
@@ -65,17 +58,22 @@ function entries<T>(value: unknown, keep: (item: Record<string, unknown>) => T |
 }
 
 /** Only what a run of ours could have written survives; the rest reads as never written. */
-function sanitize(raw: unknown): State {
+export function parseState(text: string): State {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return emptyState();
+  }
   const state = emptyState();
   if (!isRecord(raw)) return state;
-  if (typeof raw.distinctId === 'string' && UUID.test(raw.distinctId)) state.distinctId = raw.distinctId;
+  if (typeof raw.distinctId === 'string' && UUID_PATTERN.test(raw.distinctId)) state.distinctId = raw.distinctId;
   if (typeof raw.noticeShown === 'string') state.noticeShown = raw.noticeShown;
   state.dropped = count(raw.dropped);
   state.suppressed = count(raw.suppressed);
-  state.windows = entries(raw.windows, (w) => (isTime(w.start) ? { start: w.start as number, count: count(w.count) } : undefined));
   state.backoff = entries(raw.backoff, (b) => (isTime(b.next) ? { failures: count(b.failures), next: b.next as number } : undefined));
   const run = raw.run;
-  if (isRecord(run) && typeof run.id === 'string' && UUID.test(run.id) && isTime(run.started)) {
+  if (isRecord(run) && typeof run.id === 'string' && UUID_PATTERN.test(run.id) && isTime(run.started)) {
     state.run = { id: run.id, started: run.started as number, ...(run.ended === 'stop' || run.ended === 'fatal' ? { ended: run.ended } : {}) };
   }
   state.executions = entries(raw.executions, (e) =>
@@ -84,25 +82,110 @@ function sanitize(raw: unknown): State {
   return state;
 }
 
-export function readState(stateDir: StateDir): State {
-  try {
-    return sanitize(JSON.parse(readOwnFile(stateFile(stateDir), stateDir.uid)));
-  } catch {
-    return emptyState(); // absent, planted, torn or not JSON: as if never written
-  }
+/**
+ * What an event changes in the state, and the properties that change gives it: runs link a
+ * daemon's start to its stop or fatal, executions link a CLI's command-start to its end. What is
+ * not known (no start seen, an expired execution id) is left out rather than guessed.
+ */
+type Link = (state: State, now: number, properties: EventProperties, newId: () => string) => { state: State; properties: EventProperties };
+
+const endRun = (ended: 'stop' | 'fatal'): Link => (state, now, properties) => {
+  if (!state.run) return { state, properties };
+  const run = { ...state.run, ended: state.run.ended ?? ended };
+  return { state: { ...state, run }, properties: { ...properties, run_id: run.id, run_uptime_s: Math.max(0, Math.round((now - run.started) / 1000)) } };
+};
+
+const inRun: Link = (state, _now, properties) => ({ state, properties: state.run ? { ...properties, run_id: state.run.id } : properties });
+
+/** The execution a command-end or command-action belongs to, as its command-start recorded it. */
+function execution(state: State, properties: EventProperties): EventProperties {
+  const known = state.executions[String(properties.execution_id)];
+  return known ? { command_name: known.name, command_flags: known.flags, command_env_options: known.envOptions } : {};
+}
+
+const LINKS: Partial<Record<EventName, Link>> = {
+  start: (state, now, properties, newId) => {
+    const run = { id: newId(), started: now };
+    const previous = state.run ? (state.run.ended ?? 'unknown') : 'none';
+    return { state: { ...state, run }, properties: { ...properties, run_id: run.id, previous_run_end: previous } };
+  },
+  stop: endRun('stop'),
+  fatal: endRun('fatal'),
+  'cloud-connect-fail': inRun,
+  'cloud-deps-fail': inRun,
+  'cloud-unavailable': inRun,
+  'command-start': (state, now, properties) => {
+    const id = String(properties.execution_id);
+    const fresh = Object.entries(state.executions).filter(([, e]) => now - e.started < EXECUTION_TTL_MS && e.started <= now);
+    const kept = fresh.sort(([, a], [, b]) => b.started - a.started).slice(0, MAX_EXECUTIONS - 1);
+    const started = { name: String(properties.command_name), flags: properties.command_flags as string[], envOptions: properties.command_env_options as string[], started: now };
+    return { state: { ...state, executions: { ...Object.fromEntries(kept), [id]: started } }, properties };
+  },
+  'command-end': (state, now, properties) => {
+    const id = String(properties.execution_id);
+    const { [id]: known, ...others } = state.executions;
+    const duration: EventProperties = known && now >= known.started ? { duration_ms: now - known.started } : {};
+    return { state: { ...state, executions: others }, properties: { ...properties, ...execution(state, properties), ...duration } };
+  },
+  'command-action': (state, _now, properties) => ({ state, properties: { ...properties, command_name: execution(state, properties).command_name ?? 'unknown' } }),
+};
+
+export function linkEvent(command: EventName, state: State, now: number, properties: EventProperties, newId: () => string): { state: State; properties: EventProperties } {
+  const link = LINKS[command];
+  return link ? link(state, now, properties, newId) : { state, properties };
+}
+
+export interface Counts {
+  queue_dropped: number;
+  suppressed_events: number;
+}
+
+/** The counts an event created now carries; they start again from zero after it. */
+export function countsOf(state: State): Counts {
+  return { queue_dropped: state.dropped, suppressed_events: state.suppressed };
+}
+
+export function countsTaken(state: State): State {
+  return { ...state, dropped: 0, suppressed: 0 };
+}
+
+export function suppressedOne(state: State): State {
+  return { ...state, suppressed: state.suppressed + 1 };
+}
+
+export function droppedMore(state: State, dropped: number): State {
+  return { ...state, dropped: state.dropped + dropped };
 }
 
 /**
- * Applies `change` to the state as it is on disk now and writes the result whole. Returns the
- * new state, or undefined when it could not be written (full disk, read-only dir): the caller
- * then decides as it would with nothing stored at all.
+ * When the next attempt at `endpoint` may be made. A time further off than the ceiling from now
+ * was not set by a run whose clock agreed with ours (it was far ahead, or the file was planted):
+ * it is ignored, not clamped, since a clamp to now + ceiling would move with the clock and never pass.
  */
-export function updateState(stateDir: StateDir, change: (state: State) => State): State | undefined {
-  const next = change(readState(stateDir));
-  try {
-    writeWhole(stateFile(stateDir), JSON.stringify(next));
-    return next;
-  } catch {
-    return undefined;
-  }
+export function nextAttempt(state: State, endpoint: string, now: number): number {
+  const next = state.backoff[endpoint]?.next ?? 0;
+  return next > now + BACKOFF_MAX_MS ? 0 : next;
+}
+
+/** One more failure in a row: exponential, jittered by `random` in [0, 1), at least the receiver's Retry-After. */
+export function afterFailure(state: State, endpoint: string, now: number, random: number, retryAfterMs: number | undefined): State {
+  const failures = Math.min(64, (state.backoff[endpoint]?.failures ?? 0) + 1);
+  const exponential = Math.min(BACKOFF_MAX_MS, BACKOFF_BASE_MS * 2 ** (failures - 1)) * (0.5 + random);
+  const delay = Math.min(BACKOFF_MAX_MS, Math.max(exponential, retryAfterMs ?? 0));
+  return { ...state, backoff: { ...state.backoff, [endpoint]: { failures, next: Math.max(0, Math.round(now + delay)) } } };
+}
+
+export function afterSuccess(state: State, endpoint: string): State {
+  if (!state.backoff[endpoint]) return state;
+  const { [endpoint]: _cleared, ...others } = state.backoff;
+  return { ...state, backoff: others };
+}
+
+/** Two first runs at once may each make one; the one kept first stays. */
+export function withDistinctId(state: State, id: string): State {
+  return state.distinctId ? state : { ...state, distinctId: id };
+}
+
+export function withNoticeShown(state: State, at: string): State {
+  return { ...state, noticeShown: at };
 }
