@@ -5,6 +5,7 @@ import type { Context } from './config/context.ts';
 import { readInstallSettings } from './config/install.ts';
 import { CommandError, UsageError } from './errors.ts';
 import { buildEventProperties, type EventName } from './cli/events.ts';
+import { executionId, executionOptOut } from './consent/execution.ts';
 import { markerPath, optOutAdvice, optOuts, type OptOut, type OptOutAdvice } from './consent/optout.ts';
 import { commandName } from './config/vendor.ts';
 import { givenOptOutFlag, resolveSettings, type OptionValues, type Settings } from './config/settings.ts';
@@ -51,14 +52,14 @@ async function run(invocation: Invocation, argv: readonly string[], ctx: Context
 }
 
 /**
- * `quietWhenOptedOut`: where the flag or a variable already opts out, not even the installer's
- * settings file is read (an opted-out event command reads nothing at all). Commands that report
- * on the settings (status, consent, ...) always read it.
+ * `quietWhenOptedOut`: where the flag, a variable or the execution id already opts out, not even
+ * the installer's settings file is read (an opted-out event command reads nothing at all).
+ * Commands that report on the settings (status, consent, ...) always read it.
  */
 function settingsOf(values: OptionValues, ctx: Context, quietWhenOptedOut = false): Settings {
   const flagOrVariable = { disableFlag: givenOptOutFlag(values, ctx.vendor), optOutEnv: ctx.vendor.optOutEnv ?? {}, configDir: '' };
-  const skipInstall = quietWhenOptedOut && optOuts(flagOrVariable, ctx.env, true, false).length > 0;
-  return resolveSettings(values, ctx.env, ctx.vendor, skipInstall ? {} : readInstallSettings(ctx.scriptPath));
+  const optedOut = executionOptOut(values['execution-id']) !== undefined || optOuts(flagOrVariable, ctx.env, true, false).length > 0;
+  return resolveSettings(values, ctx.env, ctx.vendor, quietWhenOptedOut && optedOut ? {} : readInstallSettings(ctx.scriptPath));
 }
 
 function activeOptOuts(settings: Settings, ctx: Context, first = false): OptOut[] {
@@ -69,12 +70,13 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
   // Every check of the input comes first and is pure: a usage error sends and writes nothing.
   const settings = settingsOf(values, ctx, !values['dry-run']);
   const eventProperties = buildEventProperties(command, values);
+  // Checked before the marker, so an execution opted out at its start touches no file at all.
+  const optOut = executionOptOut(values['execution-id']) ?? activeOptOuts(settings, ctx, true)[0];
   if (command === 'command-start') {
     // Printed whether or not telemetry is on, so a CLI needs no branch: ID=$(... command-start ...).
-    eventProperties.execution_id = ctx.uuid();
+    eventProperties.execution_id = executionId(ctx.uuid(), optOut !== undefined);
     if (!settings.dryRun) ctx.stdout(`${eventProperties.execution_id}\n`);
   }
-  const [optOut] = activeOptOuts(settings, ctx, true);
   if (optOut && !settings.dryRun) {
     ctx.debug(`not sending ${command}: ${optOut.detail}`);
     return 0;
@@ -112,15 +114,18 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     const marker = disableTelemetry(settings.configDir);
     const { clearWaiting } = await import('./reporter.ts');
     const cleared = clearWaiting(settings, ctx);
-    ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${cleared} queued events` : ''}\n`);
+    ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${count(cleared, 'queued event')}` : ''}\n`);
     return 0;
   },
   enable(values, ctx) {
     const settings = settingsOf(values, ctx);
-    const marker = enableTelemetry(settings.configDir);
+    const { marker, removed } = enableTelemetry(settings.configDir);
     const remaining = activeOptOuts({ ...settings, disableFlag: undefined }, ctx);
-    ctx.stdout(`removed ${marker}\n`);
-    if (remaining.length > 0) ctx.stdout(`telemetry stays off: ${remaining.map((o) => o.detail).join('; ')}\n`);
+    if (remaining.length > 0) {
+      ctx.stdout(`${removed ? `removed ${marker}` : `there was no ${marker} to remove`}\ntelemetry stays off: ${remaining.map((o) => o.detail).join('; ')}\n`);
+    } else {
+      ctx.stdout(removed ? `removed ${marker}\ntelemetry is on\n` : `telemetry was already on: there is no ${marker}\n`);
+    }
     return 0;
   },
   async flush(values, ctx) {
@@ -133,9 +138,9 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
     const { flush } = await import('./reporter.ts');
     const result = await flush(settings, ctx);
-    const corrupt = result.corrupt > 0 ? `, ${result.corrupt} corrupt files set aside` : '';
-    ctx.stdout(`sent ${result.sent} queued events, dropped ${result.dropped} the receiver refused${corrupt}; ${result.remaining} still queued\n`);
-    if (result.error !== undefined) throw new CommandError(`${result.remaining} events still queued: ${result.error}`);
+    const corrupt = result.corrupt > 0 ? `, ${count(result.corrupt, 'corrupt file')} set aside` : '';
+    ctx.stdout(`sent ${count(result.sent, 'queued event')}, dropped ${result.dropped} the receiver refused${corrupt}; ${result.remaining} still queued\n`);
+    if (result.error !== undefined) throw new CommandError(`${count(result.remaining, 'event')} still queued: ${result.error}`);
     return 0;
   },
   async consent(values, ctx) {
@@ -181,10 +186,15 @@ function formatStatus(report: StatusReport, advice: OptOutAdvice): string {
   if (report.install_settings) lines.push(`installer's settings: ${report.install_settings}`);
   for (const unusable of report.unusable_state_dirs) lines.push(`state dir ${unusable.dir} is unusable: it ${unusable.reason}`);
   lines.push(
-    report.state_dir === null ? 'state dir: none usable, so events are not sent (the crash-loop limit could not hold)' : `state dir: ${report.state_dir} (${report.queued_events} events queued)`,
+    report.state_dir === null ? 'state dir: none usable, so events are not sent (the crash-loop limit could not hold)' : `state dir: ${report.state_dir} (${count(report.queued_events, 'event')} queued)`,
     `log file: ${report.log_file ?? 'none (--log-file or TELEMETRY_LOG_FILE to keep one)'}`,
     `${report.telemetry === 'on' ? 'an event sends now' : 'an event would send, if telemetry were on'} these properties (plus its own):`,
     ...Object.entries(report.properties).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`),
   );
   return `${lines.join('\n')}\n`;
+}
+
+/** `1 event`, `2 events`, `0 events`. */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }

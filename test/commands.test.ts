@@ -6,6 +6,8 @@ import { BUNDLE, endpoint, listTree, makeRoot, runBuilt, runBundle, tempDir } fr
 
 /** A CLI tool's view: werf-style started/ended with an execution id, Lumogon-style actions. */
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+/** An opted-out command-start's id: RFC 9562 version 8, the decision carried in the id itself. */
+const OPTED_OUT_UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 function setup(t: Parameters<typeof tempDir>[0]) {
   const state = tempDir(t);
@@ -34,14 +36,15 @@ test('a command run reports start, action and end tied by one execution id, with
   assert.ok(!JSON.stringify(server.events()).includes('registry.example'), 'an option value never leaves');
 });
 
-test('opted out, command-start still prints an id and nothing else happens; command-end and -action do nothing', async (t) => {
+test('opted out, command-start still prints an id and nothing else happens; command-end and -action with it do nothing, even opted in', async (t) => {
   const server = await endpoint(t);
   const { state, config, args } = setup(t);
   const started = await runBundle(['command-start', '--name', 'converge', ...args(server.url)], { DO_NOT_TRACK: '1' });
   assert.equal(started.code, 0);
-  assert.match(started.stdout.trim(), UUID);
-  const ended = await runBundle(['command-end', '--execution-id', started.stdout.trim(), '--exit-code', '0', ...args(server.url)], { DO_NOT_TRACK: '1' });
-  assert.deepEqual([ended.code, ended.stdout], [0, '']);
+  assert.match(started.stdout.trim(), OPTED_OUT_UUID);
+  const acted = await runBundle(['command-action', '--execution-id', started.stdout.trim(), '--action', 'upload', ...args(server.url)]);
+  const ended = await runBundle(['command-end', '--execution-id', started.stdout.trim(), '--exit-code', '0', ...args(server.url)]);
+  assert.deepEqual([acted.code, acted.stdout, ended.code, ended.stdout], [0, '', 0, '']);
   assert.equal(server.requests.length, 0);
   assert.deepEqual([...listTree(state), ...listTree(config)], []);
 });

@@ -107,6 +107,7 @@ test('queued events go out in one gzip batch to /batch/ with their original uuid
   assert.equal((await runBundle(['cloud-unavailable', '--reason', 'r', ...args(server.url)])).code, 0);
   assert.equal(server.requests.length, requestsBefore);
   assert.equal(queued().length, 3);
+  assert.match((await runBundle(['status', ...args(server.url)])).stdout, /\(3 events queued\)/);
 
   server.setBehavior({ kind: 'accept' });
   const flushed = await runBundle(['flush', ...args(server.url)]);
@@ -156,7 +157,7 @@ test('a corrupt or truncated outbox file is set aside in corrupt/ and reported; 
   server.setBehavior({ kind: 'accept' });
   const flushed = await runBundle(['flush', ...args(server.url)]);
   assert.equal(flushed.code, 0, flushed.stderr);
-  assert.match(flushed.stdout, /sent 1 queued events.*1 corrupt files set aside/);
+  assert.match(flushed.stdout, /sent 1 queued event,.*1 corrupt file set aside/);
   assert.deepEqual(outboxFolders(state).corrupt, [torn]);
   assert.deepEqual(queued(), []);
   assert.equal(server.events().length, 1);
@@ -179,7 +180,7 @@ test('flush with the receiver still down exits 1, naming how many events stay qu
   await runBundle(['start', '--timeout', '500', ...args(server.url)]);
   const flushed = await runBundle(['flush', '--timeout', '800', ...args(server.url)]);
   assert.equal(flushed.code, 1);
-  assert.match(flushed.stderr, /1 events still queued: HTTP 502/);
+  assert.match(flushed.stderr, /1 event still queued: HTTP 502/);
   assert.equal(queued().length, 1);
 });
 
@@ -202,7 +203,7 @@ test('disable deletes queued events: consent withdrawn covers what was not sent 
   assert.equal(queued().length, 1);
   const result = await runBundle(['disable', '--config-dir', base, '--state-dir', state]);
   assert.equal(result.code, 0);
-  assert.match(result.stdout, /deleted 1 queued events/);
+  assert.match(result.stdout, /deleted 1 queued event$/m);
   assert.deepEqual(queued(), []);
 });
 
@@ -241,11 +242,11 @@ test('a run killed mid-send (kill -9) leaves its event claimed in cur/; as soon 
   assert.match(cur[0], new RegExp(`\\.json\\.${child.pid}-\\d+$`), 'claimed by the run sending it');
   child.kill('SIGKILL');
   assert.equal(await child.exited, 'SIGKILL');
-  assert.match((await runBundle(['status', ...args(server.url)])).stdout, /\(1 events queued\)/, 'status counts it as not sent');
+  assert.match((await runBundle(['status', ...args(server.url)])).stdout, /\(1 event queued\)/, 'status counts it as not sent');
   server.setBehavior({ kind: 'accept' });
   const flushed = await runBundle(['flush', ...args(server.url)]);
   assert.equal(flushed.code, 0, flushed.stderr);
-  assert.match(flushed.stdout, /sent 1 queued events/);
+  assert.match(flushed.stdout, /sent 1 queued event,/);
   assert.deepEqual(server.events().map((e) => e.event), ['start']);
   assert.deepEqual(queued(), []);
   assert.deepEqual(outboxFolders(state).cur, []);

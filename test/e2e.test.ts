@@ -233,8 +233,11 @@ test('disable and enable manage the marker file, idempotently, and say what stay
     const result = await runBundle(['enable', '--config-dir', d.config], { DO_NOT_TRACK: '1' });
     assert.equal(result.code, 0, result.stderr);
     assert.equal(existsSync(marker), false);
+    assert.match(result.stdout, i === 0 ? new RegExp(`^removed ${marker}\n`) : new RegExp(`^there was no ${marker} to remove\n`));
     assert.match(result.stdout, /telemetry stays off: DO_NOT_TRACK="1" is set/);
   }
+  const again = await runBundle(['enable', '--config-dir', d.config]);
+  assert.deepEqual([again.code, again.stdout], [0, `telemetry was already on: there is no ${marker}\n`], 'enable claims no removal it did not make');
   const on = JSON.parse((await runBundle(['status', '--json', '--config-dir', d.config, '--state-dir', d.state])).stdout);
   assert.deepEqual([on.telemetry, on.enabled, on.opt_outs], ['on', true, []]);
 });

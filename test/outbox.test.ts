@@ -211,7 +211,7 @@ test('files in new/ that are not whole events of ours are set aside in corrupt/,
   const server = await endpoint(t);
   const flushed = await runBundle(['flush', ...args(server.url)]);
   assert.equal(flushed.code, 0, flushed.stderr);
-  assert.match(flushed.stdout, new RegExp(`sent 1 queued events.*, ${6 + outsiders} corrupt files set aside; 0 still queued`));
+  assert.match(flushed.stdout, new RegExp(`sent 1 queued event,.*, ${6 + outsiders} corrupt files set aside; 0 still queued`));
   assert.deepEqual([...deliveries(server).uuids], [good]);
   assert.deepEqual(outboxFolders(state).corrupt, [2, 3, 4, 5, 6, 7, 8].slice(0, 6 + outsiders).map(name));
   assert.deepEqual(outboxFolders(state).new, []);

@@ -386,7 +386,7 @@ test('a redirect is not a delivery: the event stays queued, flush exits 1, and i
   assert.equal(waitingEvents(state).length, 1);
   const flushed = await runBundle(['flush', '--timeout', '800', ...args]);
   assert.equal(flushed.code, 1);
-  assert.match(flushed.stderr, /1 events still queued: HTTP 302/);
+  assert.match(flushed.stderr, /1 event still queued: HTTP 302/);
   assert.equal(elsewhere.requests.length, 0, 'the redirect was not followed');
   server.setBehavior({ kind: 'accept' });
   assert.equal((await runBundle(['flush', ...args])).code, 0);

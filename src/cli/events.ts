@@ -1,5 +1,6 @@
 import { UsageError } from '../errors.ts';
 import type { OptionValues } from '../config/settings.ts';
+import { isUuid } from '../config/uuid.ts';
 
 /**
  * One row per event command: its own options (a parseArgs spec) and a pure builder that turns
@@ -120,7 +121,6 @@ function list(values: unknown): string[] {
   return (Array.isArray(values) ? values : [values]).slice(0, MAX_LIST_LENGTH).map(String);
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** A command as the vendor declares it: words of a name each (`converge`, `repo add`), never argv. */
@@ -146,7 +146,7 @@ function optionNames(values: unknown, option: string): string[] {
 
 function executionId(values: OptionValues): string {
   const id = String(values['execution-id']).trim();
-  if (!UUID.test(id)) throw new UsageError(`--execution-id must be the id command-start printed (a UUID), got "${String(values['execution-id'])}"`);
+  if (!isUuid(id)) throw new UsageError(`--execution-id must be the id command-start printed (a UUID), got "${String(values['execution-id'])}"`);
   return id.toLowerCase();
 }
 

@@ -24,7 +24,8 @@ Event commands:
 
 Event commands for CLI tools (option names only, never their values):
   command-start --name NAME [--option NAME ...] [--env-option NAME ...]
-                                          prints the execution id, whether or not telemetry is on
+                                          prints the execution id, whether or not telemetry is on;
+                                          opted out, its action and end then send nothing
   command-end --execution-id ID --exit-code N
   command-action --execution-id ID --action NAME
 

@@ -9,3 +9,22 @@ export function uuidV4FromBytes(source: Uint8Array): string {
 
 /** Any UUID as this tool writes it (lower-case hex): the one pattern ids are checked against. */
 export const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+/** The version nibble's place in the text form: the first digit of the third group. */
+const VERSION_AT = 14;
+
+/** A UUID as a person may pass one back (either case). */
+export function isUuid(text: string): boolean {
+  return UUID_PATTERN.test(text.toLowerCase());
+}
+
+/**
+ * A random UUID v4 re-marked as version 8 (RFC 9562's custom version): its 122 random bits
+ * and its variant stay, so it is as unique as the v4 it came from and still a plain UUID.
+ */
+export function asVersion8(uuidV4: string): string {
+  return `${uuidV4.slice(0, VERSION_AT)}8${uuidV4.slice(VERSION_AT + 1)}`;
+}
+
+export function isVersion8(text: string): boolean {
+  return isUuid(text) && text[VERSION_AT] === '8';
+}

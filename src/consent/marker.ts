@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { CommandError } from '../errors.ts';
 import { markerPath } from './optout.ts';
 
@@ -16,15 +16,16 @@ export function disableTelemetry(configDir: string): string {
   return marker;
 }
 
-/** Idempotent: a missing marker is not an error. */
-export function enableTelemetry(configDir: string): string {
+/** Idempotent: a missing marker is not an error. Says whether there was one to remove. */
+export function enableTelemetry(configDir: string): { marker: string; removed: boolean } {
   const marker = markerPath(configDir);
   try {
-    rmSync(marker, { force: true });
+    unlinkSync(marker);
+    return { marker, removed: true };
   } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { marker, removed: false };
     throw new CommandError(`cannot remove ${marker}: ${describe(error)}`);
   }
-  return marker;
 }
 
 function describe(error: unknown): string {
