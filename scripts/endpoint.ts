@@ -185,26 +185,46 @@ function check(req: IncomingMessage, raw: Buffer): Verdict {
   return { body, events };
 }
 
-/** One line per event, for people reading a terminal. */
+/**
+ * Properties every backend event carries, and the dashboard's constants: describing them on each
+ * line would bury what tells one event from another. Everything else an event carries is its own.
+ */
+const SHARED_PROPERTY = /^(distinct_id|\$ip|\$process_person_profile|\$current_url|\$host|\$pathname|product|product_version|product_version_semver|schema_version|host_os_.*|container_os_.*|system_.*|host_is_k8s_node|ci|ci_name)$/;
+/** Shared too, but worth a look when they are not 0: events were lost or held back. */
+const LOSS_COUNTERS = new Set(['queue_dropped', 'suppressed_events']);
+
+/** What an event carries of its own: every property but the shared ones (loss counters only when not 0). */
+export function ownProperties(event: Record<string, unknown>): [string, unknown][] {
+  const properties = (event.properties ?? {}) as Record<string, unknown>;
+  return Object.entries(properties).filter(([key, value]) => !SHARED_PROPERTY.test(key) && !(LOSS_COUNTERS.has(key) && value === 0));
+}
+
+/** One line per event with its own fields, then the system it came from, for people reading a terminal. */
 export function describeEvent(event: Record<string, unknown>): string {
   const properties = (event.properties ?? {}) as Record<string, unknown>;
-  const own = Object.entries(properties).filter(([key]) => /^(exit_code|fatal_|cloud_|install_)/.test(key));
+  const own = ownProperties(event);
+  const head = `${String(event.event).padEnd(18)} ${own.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ') || '-'}`;
+  // A dashboard's events carry no system facts: the browser module collects none.
+  if (properties.system_kernel_name === undefined) return head;
   const inContainer = properties.container_os_name !== 'none';
   const os = inContainer
     ? `${properties.container_os_name} ${properties.container_os_version_id} in ${properties.system_container} on host ${properties.host_os_name}`
     : `${properties.host_os_name} ${properties.host_os_version_id}`;
   const system = `${os} / ${properties.system_kernel_name} ${properties.system_kernel_version} ${properties.system_architecture} / virt ${properties.system_virtualization}`;
-  return `${String(event.event).padEnd(18)} ${own.map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ') || '-'}\n${' '.repeat(19)}${system}`;
+  return `${head}\n${' '.repeat(19)}${system}`;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { port: { type: 'string', default: '8765' } } });
   startEndpoint({ kind: 'accept' }, { port: Number(values.port) }).then((endpoint) => {
     console.log(`capture endpoint listening on ${endpoint.url} (POST /capture/ or /batch/); Ctrl-C to stop`);
-    let shown = 0;
-    setInterval(() => {
-      for (const event of endpoint.events().slice(shown)) console.log(describeEvent(event));
-      shown = endpoint.events().length;
-    }, 200);
+    void printAsTheyArrive(endpoint);
   });
+}
+
+async function printAsTheyArrive(endpoint: Endpoint): Promise<void> {
+  for (let handled = 1; ; handled++) {
+    await endpoint.received(handled);
+    for (const event of endpoint.requests[handled - 1].events) console.log(describeEvent(event));
+  }
 }
