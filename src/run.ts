@@ -22,13 +22,21 @@ export async function main(argv: readonly string[], ctx: Context): Promise<numbe
     return await run(invocation, argv, ctx);
   } catch (error) {
     if (error instanceof UsageError) {
-      ctx.stderr(`${command}: ${error.message} (see ${command} --help)\n`);
+      ctx.stderr(`${command}: ${oneLine(error.message)} (see ${command} --help)\n`);
       return 2;
     }
-    ctx.stderr(`${command}: ${error instanceof CommandError ? error.message : describeUnexpected(error, ctx)}\n`);
+    ctx.stderr(`${command}: ${error instanceof CommandError ? oneLine(error.message) : describeUnexpected(error, ctx)}\n`);
     // A bug of ours must never fail the daemon or installer that reported an event.
     return invocation?.kind === 'event' ? 0 : 1;
   }
+}
+
+/**
+ * A message that may quote what a person typed, on one line and inert on a terminal: control
+ * characters (C0, DEL, C1) and line separators are shown escaped, never sent as they are.
+ */
+function oneLine(message: string): string {
+  return message.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (char) => `\\u${char.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 function describeUnexpected(error: unknown, ctx: Context): string {
@@ -72,6 +80,8 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
   const eventProperties = buildEventProperties(command, values);
   // Checked before the marker, so an execution opted out at its start touches no file at all.
   const optOut = executionOptOut(values['execution-id']) ?? activeOptOuts(settings, ctx, true)[0];
+  // Armed before anything is printed: a stdout pipe nobody reads cannot hold the run past it.
+  ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
   if (command === 'command-start') {
     // Printed whether or not telemetry is on, so a CLI needs no branch: ID=$(... command-start ...).
     eventProperties.execution_id = executionId(ctx.uuid(), optOut !== undefined);
@@ -81,11 +91,11 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
     ctx.debug(`not sending ${command}: ${optOut.detail}`);
     return 0;
   }
-  ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
   const reporter = await import('./reporter.ts');
   if (ctx.backgroundChild) await reporter.sendWaiting(settings, ctx);
-  // The detached child runs the same command line without --background.
-  else await reporter.report(command, eventProperties, settings, optOut, ctx, argv.filter((arg) => arg !== '--background'));
+  // The detached child runs the same command line (as a child it only sends what waits): taking
+  // --background out could take out a value that happens to read so.
+  else await reporter.report(command, eventProperties, settings, optOut, ctx, argv);
   return 0;
 }
 

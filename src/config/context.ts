@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import type { Platform } from '../collect/detect/index.ts';
 import type { Env } from './settings.ts';
@@ -59,7 +59,7 @@ declare const TOOL_VERSION: string | undefined;
  * daemon's hook after the work is done.
  */
 export function createContext(): { ctx: Context; exit: (code: number) => void } {
-  let usedStdout = false;
+  const stdout = stdoutWriter();
   const beforeDeadline: (() => void)[] = [];
   // A --background child must finish its send even when a service manager, stopping the unit
   // that started it, signals the whole cgroup: its own deadline still bounds it.
@@ -70,16 +70,7 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     // process.uptime() rather than performance.now(): the perf_hooks set-up alone costs ~2 ms.
     elapsedMs: () => process.uptime() * 1000,
     uuid: randomUuid,
-    stdout: (text) => {
-      if (!usedStdout) {
-        const rest = writeDirectly(text);
-        if (rest === undefined) return;
-        text = rest;
-      }
-      // A non-blocking fd that is full: from here on the stream, which waits for it, keeps the order.
-      usedStdout = true;
-      process.stdout.write(text);
-    },
+    stdout: stdout.write,
     stderr: (text) => void process.stderr.write(text),
     platform: () => ({ type: os.type(), release: os.release(), machine: os.machine() }),
     vendor: VENDOR,
@@ -118,8 +109,7 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
       return { isCI: info.isCI, name: info.name };
     },
   };
-  // Touching process.stdout builds a stream (and loads node:stream): only when it was used.
-  const exit = (code: number) => (usedStdout ? process.stdout.write('', () => process.exit(code)) : process.exit(code));
+  const exit = (code: number) => stdout.whenWritten(() => process.exit(code));
   return { ctx, exit };
 }
 
@@ -143,21 +133,56 @@ function randomUuid(): string {
   return uuidV4FromBytes(bytes);
 }
 
+const { O_WRONLY, O_NONBLOCK } = constants;
+/** How often a full stdout pipe is tried again; the run's deadline ends the waiting. */
+const STDOUT_RETRY_MS = 10;
+
 /**
  * Writes to fd 1 without building process.stdout: on a pipe (a CLI's `ID=$(... command-start)`)
  * that is a net.Socket, and building it loads node:net and node:stream, most of what an
- * opted-out command-start costs. Returns what is left when the fd is non-blocking and full.
+ * opted-out command-start costs. A pipe is written through a non-blocking description of its
+ * own (reopened through /proc), so a pipe nobody reads makes the run wait only until its
+ * deadline, never in a write that no timer can interrupt.
  */
-function writeDirectly(text: string): string | undefined {
-  const bytes = Buffer.from(text);
-  let written = 0;
+function stdoutWriter(): { write: (text: string) => void; whenWritten: (then: () => void) => void } {
+  let pending = Buffer.alloc(0);
+  let target: number | undefined;
+  const waiting: (() => void)[] = [];
+  const pump = (): void => {
+    target ??= nonBlockingStdout();
+    while (pending.length > 0) {
+      try {
+        pending = pending.subarray(writeSync(target, pending));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
+          setTimeout(pump, STDOUT_RETRY_MS);
+          return;
+        }
+        pending = Buffer.alloc(0); // EPIPE and the like: nobody reads our output any more
+      }
+    }
+    for (const then of waiting.splice(0)) then();
+  };
+  return {
+    write: (text) => {
+      const idle = pending.length === 0;
+      pending = Buffer.concat([pending, Buffer.from(text)]);
+      if (idle) pump();
+    },
+    whenWritten: (then) => {
+      if (pending.length === 0) then();
+      else waiting.push(then);
+    },
+  };
+}
+
+function nonBlockingStdout(): number {
   try {
-    while (written < bytes.length) written += writeSync(1, bytes, written);
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EAGAIN') return bytes.subarray(written).toString();
-    // EPIPE and the like: nobody reads our output any more.
+    if (fstatSync(1).isFIFO()) return openSync('/proc/self/fd/1', O_WRONLY | O_NONBLOCK);
+  } catch {
+    // no /proc, or fd 1 closed: the blocking descriptor it is
   }
-  return undefined;
+  return 1;
 }
 
 /**

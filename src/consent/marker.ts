@@ -1,4 +1,5 @@
 import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { CommandError } from '../errors.ts';
 import { markerPath } from './optout.ts';
 
@@ -8,12 +9,27 @@ const MARKER_TEXT = 'Anonymous statistics are disabled on this machine while thi
 export function disableTelemetry(configDir: string): string {
   const marker = markerPath(configDir);
   try {
-    mkdirSync(configDir, { recursive: true });
+    makeDirs(configDir);
     writeFileSync(marker, MARKER_TEXT, { flag: 'wx', mode: 0o644 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new CommandError(`cannot create ${marker}: ${describe(error)}`);
   }
   return marker;
+}
+
+/**
+ * Makes `dir` and its missing parents (0755), one component at a time: never Node's recursive
+ * mkdir, which loops for ever on a path under /proc.
+ */
+function makeDirs(dir: string): void {
+  const parts = path.resolve(dir).split('/').filter((part) => part !== '');
+  for (let i = 1; i <= parts.length; i++) {
+    try {
+      mkdirSync(`/${parts.slice(0, i).join('/')}`, 0o755);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+  }
 }
 
 /** Idempotent: a missing marker is not an error. Says whether there was one to remove. */

@@ -116,10 +116,10 @@ function recordSuccess(delivery: Delivery): void {
 }
 
 /** The transparency log: every payload delivered, one JSON per line, byte for byte as on the wire. */
-function appendLog({ settings }: Delivery, line: string): void {
+function appendLog({ settings, ctx }: Delivery, line: string): void {
   if (settings.logFile === undefined) return;
   try {
-    appendText(settings.logFile, `${line}\n`, undefined);
+    appendText(settings.logFile, `${line}\n`, { own: false, uid: ctx.uid });
   } catch {
     // The log is for the user's eyes; a full disk or a FIFO nobody reads must not cost the event.
   }

@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 
 /**
  * File handling for the state dir. Every file is 0600 and opened with O_NOFOLLOW (a planted
@@ -72,15 +72,31 @@ export function readOwnFile(file: string, uid: number | undefined, maxBytes = MA
 }
 
 /**
- * Appends in one write (O_APPEND: concurrent appenders do not interleave lines). `ours`: the
- * file must be a regular file owned by `uid` (the ledger); a log the user chose may be any file
- * or a FIFO with a reader, and may be reached through a symlink.
+ * Whose file an append goes to: `own` (the ledger) must be a regular file owned by `uid`; a log
+ * the person chose may be any file or a FIFO with a reader, reached through a symlink of theirs
+ * or root's, never through one another user planted (in a shared dir such as /tmp), whatever
+ * the kernel's protected_symlinks says.
  */
-export function appendText(file: string, text: string, ours: { uid: number | undefined } | undefined): void {
-  const fd = openSync(file, O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK | (ours ? O_NOFOLLOW : 0), 0o600);
+export interface AppendTo {
+  own: boolean;
+  uid: number | undefined;
+}
+
+/** Appends in one write (O_APPEND: concurrent appenders do not interleave lines). */
+export function appendText(file: string, text: string, { own, uid }: AppendTo): void {
+  const flags = O_WRONLY | O_APPEND | O_CREAT | O_NONBLOCK;
+  let fd: number;
+  try {
+    fd = openSync(file, flags | O_NOFOLLOW, 0o600);
+  } catch (error) {
+    if (own || errorCode(error) !== 'ELOOP') throw error;
+    const link = lstatSync(file);
+    if (uid !== undefined && link.uid !== uid && link.uid !== 0) throw Object.assign(new Error(`${file} is a symlink of uid ${link.uid}`), { code: 'EPERM' });
+    fd = openSync(file, flags, 0o600);
+  }
   try {
     const stat = fstatSync(fd);
-    if (ours && (!stat.isFile() || (ours.uid !== undefined && stat.uid !== ours.uid))) throw Object.assign(new Error(`${file} is not a file of ours`), { code: 'EPERM' });
+    if (own && (!stat.isFile() || (uid !== undefined && stat.uid !== uid))) throw Object.assign(new Error(`${file} is not a file of ours`), { code: 'EPERM' });
     if (!stat.isFile() && !stat.isFIFO()) throw Object.assign(new Error(`${file} is neither a file nor a FIFO`), { code: 'EPERM' });
     writeAll(fd, text);
   } finally {

@@ -33,7 +33,7 @@ export function recordHistory(stateDir: StateDir, entries: readonly HistoryEntry
   const file = historyFile(stateDir);
   try {
     // A flush of a thousand events would only be trimmed back to the newest ones: write just those.
-    appendText(file, entries.slice(-HISTORY_KEEP).map((entry) => `${JSON.stringify(entry)}\n`).join(''), { uid: stateDir.uid });
+    appendText(file, entries.slice(-HISTORY_KEEP).map((entry) => `${JSON.stringify(entry)}\n`).join(''), { own: true, uid: stateDir.uid });
     if (lstatSync(file).size > HISTORY_MAX_BYTES) writeWhole(file, readHistoryLines(stateDir).slice(-HISTORY_KEEP).join('\n') + '\n');
   } catch {
     // see above

@@ -1,5 +1,6 @@
 import { chmodSync, closeSync, constants, fstatSync, lstatSync, mkdirSync, openSync, opendirSync, readlinkSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { O_PATH } from '../fs-flags.ts';
 import { errorCode, writeNew } from './files.ts';
 
 /**
@@ -37,11 +38,7 @@ export interface Unusable {
 export type StateDirChoice = { stateDir: StateDir; refused: Unusable[] } | { stateDir: undefined; refused: Unusable[] };
 
 const { O_RDONLY, O_DIRECTORY, O_NOFOLLOW, O_NONBLOCK } = constants;
-/**
- * Linux's O_PATH (the same value on every architecture Node runs on there): a dir we may enter
- * but not list (mode 0300) can still be held and reached through. Node does not export it.
- */
-const O_PATH = process.platform === 'linux' ? 0o10000000 : 0;
+/** With O_PATH, a dir we may enter but not list (mode 0300) can still be held and reached through. */
 const OPEN_DIR = (O_PATH || O_RDONLY) | O_DIRECTORY | O_NOFOLLOW | O_NONBLOCK;
 /** Symlinks followed in one path at most, as the kernel's own limit (ELOOP). */
 const MAX_LINKS = 40;

@@ -1,5 +1,6 @@
 import { closeSync, constants, fstatSync, openSync, readdirSync, readlinkSync, readSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { O_PATH } from '../../fs-flags.ts';
 
 /**
  * Total, root-confined file access for detection. Every path is relative to `root` and resolves
@@ -47,6 +48,36 @@ function readLinkAt(file: string): string | undefined | null {
   }
 }
 
+const READ = constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY;
+
+/**
+ * Opens `file` for reading only if it is a regular file: a device node put where a system file
+ * should be is never opened (a watchdog or a tape acts on open and close). On Linux the file is
+ * first named with O_PATH, checked, then opened through that very descriptor, so nothing can be
+ * swapped in between; elsewhere a stat comes first.
+ */
+function openRegularFile(file: string): number | undefined {
+  if (O_PATH) {
+    const named = openSync(file, O_PATH);
+    try {
+      if (!fstatSync(named).isFile()) return undefined;
+      try {
+        return openSync(`/proc/self/fd/${named}`, READ);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        // No /proc mounted: the stat below is what there is.
+      }
+    } finally {
+      closeSync(named);
+    }
+  }
+  if (!statSync(file).isFile()) return undefined;
+  const fd = openSync(file, READ);
+  if (fstatSync(fd).isFile()) return fd;
+  closeSync(fd);
+  return undefined;
+}
+
 /**
  * A regular file's text, or undefined. Opened O_NONBLOCK and checked with fstat before a byte is
  * read, so a FIFO, a terminal or a blocking device put where a system file should be can never
@@ -58,8 +89,8 @@ export function readText(root: string, rel: string): string | undefined {
   if (file === undefined) return undefined;
   let fd: number | undefined;
   try {
-    fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
-    if (!fstatSync(fd).isFile()) return undefined;
+    fd = openRegularFile(file);
+    if (fd === undefined) return undefined;
     const chunks: Buffer[] = [];
     let total = 0;
     // /proc files report a size of 0, so read until EOF rather than trusting stat.
