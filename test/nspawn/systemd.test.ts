@@ -22,6 +22,8 @@ const SRC = '/root/anonymous-statistics';
 const UNIT = 'example-daemon.service';
 const SERVICE_USER = 'exampled';
 const INSTALLED = '/lib/example-daemon/anonymous-statistics.js';
+/** The tool's own state dir (the example build's default), below the daemon's /var/lib/example-daemon. */
+const STATE_DIR = '/var/lib/example-daemon/anonymous-statistics';
 const DAEMON = '/usr/local/lib/example-daemon/example-daemon.sh';
 const DROP_IN_DIR = `/etc/systemd/system/${UNIT}.d`;
 const TRAP = '/opt/anonymous-statistics-test/no-remote-trap.cjs';
@@ -156,7 +158,7 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
     assert.deepEqual([install.properties.install_result, String(install.properties.install_code)], ['success', '0']);
     assert.equal(result.stderr.match(/anonymous usage statistics/g)?.length, 1, `the notice, once, on the installer's stderr:\n${result.stderr}`);
     const settings = JSON.parse(await machine.must(['cat', '/lib/example-daemon/anonymous-statistics.json']));
-    assert.deepEqual(settings, { configDir: '/etc/example-daemon', stateDir: '/var/lib/example-daemon' });
+    assert.deepEqual(settings, { configDir: '/etc/example-daemon', stateDir: '/var/lib/example-daemon/anonymous-statistics' });
     t.diagnostic(`installer stderr: ${JSON.stringify(result.stderr)}`);
   });
 
@@ -171,9 +173,10 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
     await machine.must(['systemctl', 'start', UNIT]);
     const start = await newEvent(unitReceiver, 'start', 0);
     assert.equal((await machine.must(['systemctl', 'show', '-p', 'User', '--value', UNIT])).trim(), SERVICE_USER);
-    // StateDirectory=: systemd made the state dir the service user's, the installer's report's files too.
-    const owners = await machine.must(['sh', '-c', 'stat -c %U /var/lib/example-daemon; find /var/lib/example-daemon ! -user exampled']);
-    assert.equal(owners, `${SERVICE_USER}\n`, 'the state dir and everything in it belong to the service user');
+    // StateDirectory=: systemd made the tool's own dir the service user's, the installer's report's
+    // files too; the daemon's dir above it stays root's.
+    const owners = await machine.must(['sh', '-c', `stat -c %U ${STATE_DIR}; find ${STATE_DIR} ! -user exampled; stat -c '%U %a' /var/lib/example-daemon`]);
+    assert.equal(owners, `${SERVICE_USER}\nroot 755\n`, 'the state dir and everything in it belong to the service user');
     await machine.must(['systemctl', 'stop', UNIT]);
     stopsDriven.push({ name: 'first clean stop', runId: start.properties.run_id, expected: 0 });
     await untilNoSender();
@@ -231,7 +234,7 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
       assert.equal(late.properties.exit_code, 0);
       const next = await until("the next run's start", () => unitReceiver.events('start')[starts], ARRIVAL_MS).catch(() => undefined);
       afterOutage.runId = next?.properties.run_id;
-      if (!next) t.diagnostic(`outbox and ledger after the flush:\n${(await machine.run(['sh', '-c', 'find /var/lib/example-daemon/outbox -type f; tail -n 8 /var/lib/example-daemon/history.jsonl'])).stdout}`);
+      if (!next) t.diagnostic(`outbox and ledger after the flush:\n${(await machine.run(['sh', '-c', `find ${STATE_DIR}/outbox -type f; tail -n 8 ${STATE_DIR}/history.jsonl`])).stdout}`);
       assert.ok(next, "the next run's start arrived");
     }));
 
@@ -321,7 +324,7 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
         runs.map((runId) => [runId, 0]),
       );
       // The hook ran as root: it used the prefix's state dir the installer recorded, not the build's.
-      assert.equal((await machine.run(['test', '-d', `${SYSV_PREFIX}/var/lib/example-daemon/outbox`])).code, 0, 'the prefix state dir holds the outbox');
+      assert.equal((await machine.run(['test', '-d', `${SYSV_PREFIX}${STATE_DIR}/outbox`])).code, 0, 'the prefix state dir holds the outbox');
     });
   });
 
@@ -361,7 +364,7 @@ describe('under a real systemd (Debian 12, systemd-nspawn)', { skip, timeout: 9 
       assert.equal(run.code, 0, run.stderr);
       await newEvent(receiver, 'start', 0);
       await untilNoSender();
-      const state = `${prefix}/var/lib/example-daemon`;
+      const state = `${prefix}${STATE_DIR}`;
       assert.equal(await machine.must(['stat', '-c', '%U %a', state]), `${SERVICE_USER} 700\n`);
       assert.equal(await machine.must(['find', state, '!', '-user', SERVICE_USER]), '', 'everything in it is the service user\'s');
       await machine.must(['test', '-f', `${state}/state.json`]);
