@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { uuidV4FromBytes } from '../config/uuid.ts';
 import { readText } from './detect/fs.ts';
 
 const MACHINE_ID = /^[0-9a-f]{32}$/;
@@ -30,11 +31,4 @@ export function appSpecificId(machineId: string, product: string): string {
   // Loaded on first use: a --background caller or a dry run would pay ~7 ms just to load it.
   const { createHmac } = require('node:crypto') as typeof import('node:crypto');
   return uuidV4FromBytes(createHmac('sha256', product).update(machineId).digest());
-}
-
-/** The digest's first 16 bytes as a UUID version 4 (RFC 9562), version and variant bits set as systemd sets them. */
-function uuidV4FromBytes(digest: Buffer): string {
-  const hex = digest.subarray(0, 16).toString('hex');
-  const variant = ((parseInt(hex[16], 16) & 0x3) | 0x8).toString(16);
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }

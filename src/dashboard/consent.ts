@@ -1,5 +1,6 @@
 import { MAX_TEXT_LENGTH } from '../collect/scrub.ts';
 import { endpointProblem } from '../config/endpoint-url.ts';
+import { UUID_PATTERN } from '../config/uuid.ts';
 
 /**
  * What `anonymous-statistics consent` prints when telemetry is on, and all the browser module
@@ -17,8 +18,6 @@ export interface DashboardConsent {
   product_version: string;
   schema_version: number;
 }
-
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
 export type ConsentReading = { consent: DashboardConsent } | { refusal: string };
 
@@ -45,7 +44,7 @@ export function readConsent(document: unknown): ConsentReading {
   const given = parsed as Record<string, unknown>;
   if (given.enabled !== true) return { refusal: 'telemetry is off on the host (consent.enabled is not true)' };
   const { distinct_id, endpoint, api_key, product, product_version, schema_version } = given;
-  if (typeof distinct_id !== 'string' || !UUID.test(distinct_id)) return { refusal: 'consent.distinct_id is not the backend\'s id (a UUID)' };
+  if (typeof distinct_id !== 'string' || !UUID_PATTERN.test(distinct_id)) return { refusal: 'consent.distinct_id is not the backend\'s id (a UUID)' };
   if (!shortText(api_key)) return { refusal: 'consent.api_key is missing' };
   if (!shortText(product)) return { refusal: 'consent.product is missing' };
   if (!shortText(product_version)) return { refusal: 'consent.product_version is missing' };

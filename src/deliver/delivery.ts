@@ -128,7 +128,7 @@ function appendLog({ settings, ctx }: Delivery, line: string): void {
 function note(delivery: Delivery, events: readonly OutboxEvent[], outcome: Outcome, extra: Partial<HistoryEntry> = {}): void {
   recordHistory(
     delivery.stateDir,
-    events.map((event) => ({ time: event.timestamp, event: event.event, uuid: event.uuid, outcome: outcome.kind, reason: outcome.reason, status: outcome.status, ...extra })),
+    events.map((event) => ({ time: delivery.ctx.now().toISOString(), event_time: event.timestamp, event: event.event, uuid: event.uuid, outcome: outcome.kind, reason: outcome.reason, status: outcome.status, ...extra })),
   );
 }
 
@@ -236,9 +236,12 @@ export async function flushOutbox(delivery: Delivery, { manual }: { manual: bool
   }
   const flush: Flush = { result, refusedAlone: [], singly: false };
   while (result.error === undefined && remainingMs(delivery) > 0) {
-    const { items, corrupt } = claimWaiting(outbox, ctx.pid, ctx.now().getTime(), BATCH_MAX_EVENTS);
+    const { items, corrupt, unclaimable } = claimWaiting(outbox, ctx.pid, ctx.now().getTime(), BATCH_MAX_EVENTS);
     result.corrupt += corrupt;
-    if (items.length === 0) break;
+    if (items.length === 0) {
+      if (unclaimable !== undefined) result.error = `the outbox cannot be written (${unclaimable})`;
+      break;
+    }
     // By file: a completed item is a copy of the one claimed.
     const unsent = new Map(items.map((item) => [item.file, item]));
     const releaseUnsent = () => unsent.forEach((item) => unsent.delete(item.file) && release(outbox, item));

@@ -10,7 +10,10 @@ import type { StateDir } from './state-dir.ts';
  * at the same moment may lose a line of it, never an event.
  */
 export interface HistoryEntry {
+  /** When the outcome happened (entries are in this order). */
   time: string;
+  /** When the event was created, where that was earlier (an event sent from the outbox). */
+  event_time?: string;
   event: string;
   uuid: string;
   outcome: 'sent' | 'queued' | 'dropped' | 'suppressed';

@@ -1,7 +1,7 @@
 import { lstatSync, opendirSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { UUID_PATTERN } from '../config/uuid.ts';
-import { readOwnFile, removeFile, writeNew } from './files.ts';
+import { errorCode, readOwnFile, removeFile, writeNew } from './files.ts';
 import { openFolder, type StateDir } from './state-dir.ts';
 
 /**
@@ -164,16 +164,19 @@ export function unsentCount(outbox: Outbox): number {
  * Claims up to `max` waiting events, oldest first, and reads them. A file that is not a whole
  * event (torn by a full disk, edited by hand, planted) is set aside in corrupt/ and counted.
  */
-export function claimWaiting(outbox: Outbox, pid: number, now: number, max: number): { items: Item[]; corrupt: number } {
+export function claimWaiting(outbox: Outbox, pid: number, now: number, max: number): { items: Item[]; corrupt: number; unclaimable?: string } {
   const items: Item[] = [];
   let corrupt = 0;
+  let unclaimable: string | undefined;
   for (const name of waitingNames(outbox)) {
     if (items.length >= max) break;
     const file = path.join(folder(outbox, 'cur'), claimName(name, pid, now));
     try {
       renameSync(path.join(folder(outbox, 'new'), name), file);
-    } catch {
-      continue; // another sender claimed it first
+    } catch (error) {
+      // ENOENT: another sender claimed it first; anything else (EROFS, EACCES): none can be claimed.
+      if (errorCode(error) !== 'ENOENT') unclaimable = errorCode(error);
+      continue;
     }
     try {
       const text = readOwnFile(file, outbox.uid);
@@ -187,7 +190,7 @@ export function claimWaiting(outbox: Outbox, pid: number, now: number, max: numb
       }
     }
   }
-  return { items, corrupt };
+  return { items, corrupt, ...(unclaimable === undefined ? {} : { unclaimable }) };
 }
 
 function parseEvent(text: string): OutboxEvent {
