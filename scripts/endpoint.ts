@@ -1,10 +1,11 @@
 /**
- * A local PostHog-compatible capture endpoint, for demos, tests and trying reporting by hand.
- * It listens on 127.0.0.1 only and checks bodies the way PostHog's capture service does (a
- * malformed event fails the whole request with 400). It is not a production receiver: use
- * PostHog (cloud or self-hosted) for that.
+ * A local receiver for all three sinks, for demos, tests and trying a flavour by hand: PostHog's
+ * /capture/ and /batch/, OTLP/HTTP JSON logs at /v1/logs, GA4's Measurement Protocol at
+ * /mp/collect. It listens on 127.0.0.1 only and checks bodies the way each receiver does (PostHog
+ * fails a whole request for one malformed event with 400; a collector answers 415 to another
+ * content type). It is not a production receiver: docs/sinks.md says what is, for each sink.
  *
- *   npm run endpoint [-- --port 8765]     then: anonymous-statistics start --endpoint http://127.0.0.1:8765
+ *   npm run endpoint [-- --port 8765]     then: anonymous-statistics start --endpoint http://127.0.0.1:8765 [--sink otlp|ga4]
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -19,7 +20,10 @@ export interface ReceivedRequest {
   headers: IncomingMessage['headers'];
   /** The body as received (gzip already undone). */
   body: string;
-  /** The events it carried, when it was valid. */
+  /**
+   * The events it carried, when it was valid, each as a capture event (`event`, `uuid`,
+   * `timestamp`, `properties`) whatever the encoding, so one test reads all three sinks alike.
+   */
   events: Record<string, unknown>[];
   status: number;
 }
@@ -91,6 +95,7 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
     }
     const verdict = check(req, raw);
     record.body = verdict.body;
+    const success = verdict.kind === 'otlp' ? 200 : verdict.kind === 'ga4' ? 204 : 200;
     if (behavior.kind === 'hang-mid-body') {
       record.status = 200;
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': '64' }).write('{"status":');
@@ -123,10 +128,12 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
       res.writeHead(413, { 'content-type': 'application/json' }).end('{"type":"validation_error","detail":"request too large"}');
       return;
     }
-    record.status = verdict.error ? 400 : 200;
+    record.status = verdict.error ? (verdict.status ?? 400) : success;
     if (!verdict.error) record.events = verdict.events;
     res.writeHead(record.status, { 'content-type': 'application/json', ...(behavior.kind === 'accept' ? behavior.headers : {}) });
-    res.end(JSON.stringify(verdict.error ? { type: 'validation_error', detail: verdict.error } : { status: 1 }));
+    // An OTLP receiver answers an ExportLogsServiceResponse; GA4 answers 204 with no body.
+    if (record.status === 204) res.end();
+    else res.end(JSON.stringify(verdict.error ? { type: 'validation_error', detail: verdict.error } : verdict.kind === 'otlp' ? {} : { status: 1 }));
   };
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port: bound } = server.address() as AddressInfo;
@@ -146,12 +153,15 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
 }
 
 interface Verdict {
+  kind?: 'posthog' | 'otlp' | 'ga4';
   body: string;
   events: Record<string, unknown>[];
   error?: string;
+  /** The status of a refusal, where the receiver's is not 400. */
+  status?: number;
 }
 
-/** PostHog's capture rules that matter to a client: see README "Payload". */
+/** PostHog's capture rules that matter to a client (CONTRACT.md "Payload"), or the OTLP or GA4 ones by path. */
 function check(req: IncomingMessage, raw: Buffer): Verdict {
   let body: string;
   try {
@@ -161,7 +171,11 @@ function check(req: IncomingMessage, raw: Buffer): Verdict {
   }
   const fail = (error: string): Verdict => ({ body, events: [], error });
   if (req.method !== 'POST') return fail(`method ${req.method} not allowed`);
-  if (!CAPTURE_PATHS.has(new URL(req.url ?? '/', 'http://x').pathname)) return fail(`unknown path ${req.url}`);
+  const url = new URL(req.url ?? '/', 'http://x');
+  const pathname = url.pathname;
+  if (pathname === OTLP_LOGS_PATH) return checkOtlp(req, body);
+  if (pathname === GA4_COLLECT_PATH) return checkGa4(url, body);
+  if (!CAPTURE_PATHS.has(pathname)) return fail(`unknown path ${req.url}`);
   let parsed: Record<string, unknown>;
   try {
     parsed = JSON.parse(body);
@@ -182,7 +196,75 @@ function check(req: IncomingMessage, raw: Buffer): Verdict {
     if (event.uuid !== undefined && !/^[0-9a-f-]{36}$/i.test(String(event.uuid))) return fail('invalid uuid');
     if (event.timestamp !== undefined && Number.isNaN(Date.parse(String(event.timestamp)))) return fail('invalid timestamp');
   }
-  return { body, events };
+  return { kind: 'posthog', body, events };
+}
+
+const OTLP_LOGS_PATH = '/v1/logs';
+const GA4_COLLECT_PATH = '/mp/collect';
+
+type Json = Record<string, any>;
+
+/** An OTLP AnyValue as the plain value it carries. */
+function plain(value: Json | undefined): unknown {
+  if (value === undefined || value === null) return null;
+  if ('stringValue' in value) return value.stringValue;
+  if ('boolValue' in value) return value.boolValue;
+  if ('intValue' in value) return Number(value.intValue);
+  if ('doubleValue' in value) return value.doubleValue;
+  if ('arrayValue' in value) return ((value.arrayValue?.values ?? []) as Json[]).map(plain);
+  return null;
+}
+
+/**
+ * What an OpenTelemetry Collector's otlphttp receiver checks before it takes logs: the content
+ * type (415 otherwise), a JSON ExportLogsServiceRequest. Each LogRecord is shown as a capture
+ * event: eventName, event.id, its time, its attributes.
+ */
+function checkOtlp(req: IncomingMessage, body: string): Verdict {
+  const fail = (error: string, status = 400): Verdict => ({ kind: 'otlp', body, events: [], error, status });
+  if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) return fail(`unsupported content type ${req.headers['content-type']}`, 415);
+  let parsed: Json;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return fail('body is not JSON');
+  }
+  if (!Array.isArray(parsed.resourceLogs)) return fail('no resourceLogs');
+  const events: Record<string, unknown>[] = [];
+  for (const resourceLogs of parsed.resourceLogs as Json[]) {
+    const resource = Object.fromEntries(((resourceLogs.resource?.attributes ?? []) as Json[]).map((kv) => [kv.key, plain(kv.value)]));
+    for (const scopeLogs of (resourceLogs.scopeLogs ?? []) as Json[]) {
+      for (const record of (scopeLogs.logRecords ?? []) as Json[]) {
+        if (typeof record.timeUnixNano !== 'string' || !/^\d+$/.test(record.timeUnixNano)) return fail('timeUnixNano is not a decimal string');
+        const attributes = Object.fromEntries(((record.attributes ?? []) as Json[]).map((kv) => [kv.key, plain(kv.value)]));
+        const { 'event.id': uuid, ...properties } = attributes;
+        events.push({ event: record.eventName, uuid, timestamp: new Date(Number(BigInt(record.timeUnixNano) / 1_000_000n)).toISOString(), resource, properties });
+      }
+    }
+  }
+  return { kind: 'otlp', body, events };
+}
+
+/**
+ * GA4's Measurement Protocol as its /debug/mp/collect validates it (the real one answers 2xx to
+ * anything): both ids in the URL, a client_id, 1 to 25 events with a name and params.
+ */
+function checkGa4(url: URL, body: string): Verdict {
+  const fail = (error: string): Verdict => ({ kind: 'ga4', body, events: [], error });
+  if (!url.searchParams.get('measurement_id') || !url.searchParams.get('api_secret')) return fail('measurement_id and api_secret are required');
+  let parsed: Json;
+  try {
+    parsed = JSON.parse(body);
+  } catch {
+    return fail('body is not JSON');
+  }
+  if (typeof parsed.client_id !== 'string' || parsed.client_id === '') return fail('client_id is required');
+  if (!Array.isArray(parsed.events) || parsed.events.length === 0 || parsed.events.length > 25) return fail('events must hold 1 to 25 events');
+  const events = (parsed.events as Json[]).map(({ name, params = {}, timestamp_micros }) => {
+    const { event_id: uuid, ...properties } = params as Json;
+    return { event: name, uuid, timestamp: new Date(Number(timestamp_micros) / 1000).toISOString(), properties: { distinct_id: parsed.client_id, ...properties } };
+  });
+  return { kind: 'ga4', body, events };
 }
 
 /**
@@ -217,7 +299,7 @@ export function describeEvent(event: Record<string, unknown>): string {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const { values } = parseArgs({ options: { port: { type: 'string', default: '8765' } } });
   startEndpoint({ kind: 'accept' }, { port: Number(values.port) }).then((endpoint) => {
-    console.log(`capture endpoint listening on ${endpoint.url} (POST /capture/ or /batch/); Ctrl-C to stop`);
+    console.log(`receiver listening on ${endpoint.url}: PostHog (/capture/, /batch/), OTLP/HTTP JSON (/v1/logs), GA4 (/mp/collect); Ctrl-C to stop`);
     void printAsTheyArrive(endpoint);
   });
 }
@@ -225,6 +307,9 @@ if (process.argv[1] === fileURLToPath(import.meta.url)) {
 async function printAsTheyArrive(endpoint: Endpoint): Promise<void> {
   for (let handled = 1; ; handled++) {
     await endpoint.received(handled);
-    for (const event of endpoint.requests[handled - 1].events) console.log(describeEvent(event));
+    const request = endpoint.requests[handled - 1];
+    // The path without its query: GA4's carries the api secret.
+    console.log(`-- ${request.status} ${request.method} ${request.path.split('?')[0]}: ${request.events.length} event(s)`);
+    for (const event of request.events) console.log(describeEvent(event));
   }
 }

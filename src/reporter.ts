@@ -21,6 +21,7 @@ import { createScrubber, cut } from './collect/scrub.ts';
 import { productVersionProperties } from './collect/version.ts';
 import { deliverNew, enforceCaps, flushOutbox, type Delivery, type FlushResult } from './deliver/delivery.ts';
 import { captureUrl } from './deliver/urls.ts';
+import { sinkFor } from './deliver/sinks/index.ts';
 import { formatHistory, readHistory, recordHistory } from './store/history.ts';
 import { claimSlot } from './store/limits.ts';
 import { clearOutbox, store, unsentCount, type OutboxEvent } from './store/outbox.ts';
@@ -254,8 +255,13 @@ function peeking<T>(settings: Settings, ctx: Context, look: (peeked: ReturnType<
 }
 
 function printDryRun(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, identity: Identity): void {
-  ctx.stdout(`${JSON.stringify(peeking(settings, ctx, ({ stateDir }) => preview(command, eventProperties, settings, ctx, identity, stateDir)))}\n`);
-  ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${captureUrl(settings.endpoint).href}\n`);
+  const event = peeking(settings, ctx, ({ stateDir }) => preview(command, eventProperties, settings, ctx, identity, stateDir));
+  // The exact body the sink would send for this event alone (PostHog: the capture event itself).
+  const sink = sinkFor(settings, ctx);
+  ctx.stdout(`${sink.request([event], { single: true, now: ctx.now() }).body.toString()}\n`);
+  const refusal = sink.problem(event, ctx.now());
+  if (refusal !== undefined) ctx.stderr(`dry run: ${sink.name} would not take this event (${refusal}); it would not be queued\n`);
+  ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${sink.shownUrl.href}\n`);
 }
 
 export async function flush(settings: Settings, ctx: Context): Promise<FlushResult> {
@@ -287,7 +293,7 @@ export function describeState(settings: Settings, ctx: Context) {
   return peeking(settings, ctx, ({ stateDir, outbox, refused }) => {
     const { properties } = preview('start', {}, settings, ctx, { uuid: ctx.uuid(), timestamp: ctx.now() }, stateDir);
     return {
-      endpoint: captureUrl(settings.endpoint).href,
+      endpoint: sinkFor(settings, ctx).shownUrl.href,
       machine_id: identitySource(settings.root, path.join(stateDir?.shown ?? settings.stateDir, STATE_FILE)),
       state_dir: stateDir?.shown ?? null,
       unusable_state_dirs: refused,

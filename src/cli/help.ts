@@ -9,7 +9,7 @@ export function helpText(vendor: VendorConfig): string {
   const name = commandName(vendor);
   return `Usage: ${name} <command> [options]
 
-Reports one anonymous event to a PostHog-compatible capture endpoint, or manages consent.
+Reports one anonymous event (to PostHog, an OpenTelemetry collector or GA4), or manages consent.
 Nothing is read or sent when telemetry is opted out.
 
 Event commands:
@@ -43,7 +43,9 @@ Options of every event command (a flag beats its variable, which beats the build
 ${vendorOptOuts(vendor)}  --config-dir DIR           where the opt-out marker is looked for   [TELEMETRY_CONFIG_DIR]
   --state-dir DIR            machine id and offline queue             [TELEMETRY_STATE_DIR]
   --endpoint URL             capture endpoint; https:, or http: for loopback only [TELEMETRY_ENDPOINT]
-  --api-key KEY              project API key                          [TELEMETRY_API_KEY]
+  --api-key KEY              PostHog project API key                  [TELEMETRY_API_KEY]
+  --sink NAME                where events go: posthog, otlp (OTLP/HTTP JSON logs to
+                             <endpoint>/v1/logs) or ga4 (Measurement Protocol) [TELEMETRY_SINK]
   --product-version V        the product's version                    [TELEMETRY_PRODUCT_VERSION]
   --timeout MS               time budget of the whole run, default 2000 [TELEMETRY_TIMEOUT_MS]
   --background               return at once; a detached child sends

@@ -16,6 +16,7 @@ const SETTINGS_OPTIONS = {
   timeout: { type: 'string' },
   'log-file': { type: 'string' },
   root: { type: 'string' },
+  sink: { type: 'string' },
 } satisfies Spec;
 
 const EVENT_ONLY_OPTIONS = {

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import { UsageError } from '../errors.ts';
 import type { InstallSettings } from './install.ts';
-import type { OptOutMeaning, VendorConfig } from './vendor.ts';
+import { SINK_NAMES, sinkProblem, type OptOutMeaning, type SinkName, type VendorConfig } from './vendor.ts';
 import { endpointProblem } from './endpoint-url.ts';
 
 export { isLoopbackHost } from './endpoint-url.ts';
@@ -12,7 +12,10 @@ export type OptionValues = Readonly<Record<string, string | boolean | string[] |
 export interface Settings {
   product: string;
   endpoint: URL;
+  /** PostHog's project key; empty where the sink needs none (otlp, ga4). */
   apiKey: string;
+  /** Where events go: the build's "sink", then TELEMETRY_SINK, then --sink. */
+  sink: SinkName;
   configDir: string;
   stateDir: string;
   productVersion: string | undefined;
@@ -62,10 +65,14 @@ function directory(source: Source): string {
 export function resolveSettings(values: OptionValues, env: Env, vendor: VendorConfig, install: InstallSettings = {}): Settings {
   const logFile = pick(values, env, 'log-file', 'TELEMETRY_LOG_FILE', undefined);
   const productVersion = pick(values, env, 'product-version', 'TELEMETRY_PRODUCT_VERSION', undefined);
+  const sink = parseSink(pick(values, env, 'sink', 'TELEMETRY_SINK', vendor.sink ?? 'posthog') as Source, vendor);
+  const apiKey = pick(values, env, 'api-key', 'TELEMETRY_API_KEY', vendor.apiKey);
+  if (sink === 'posthog' && apiKey === undefined) throw new UsageError('the posthog sink needs an API key: --api-key or TELEMETRY_API_KEY (this build has none)');
   return {
     product: vendor.product,
     endpoint: parseEndpoint(pick(values, env, 'endpoint', 'TELEMETRY_ENDPOINT', vendor.endpoint) as Source),
-    apiKey: nonEmpty(pick(values, env, 'api-key', 'TELEMETRY_API_KEY', vendor.apiKey) as Source),
+    apiKey: apiKey === undefined ? '' : nonEmpty(apiKey),
+    sink,
     configDir: directory(pick(values, env, 'config-dir', 'TELEMETRY_CONFIG_DIR', vendor.configDir, { value: install.configDir, file: install.file }) as Source),
     stateDir: directory(pick(values, env, 'state-dir', 'TELEMETRY_STATE_DIR', vendor.stateDir, { value: install.stateDir, file: install.file }) as Source),
     productVersion: productVersion?.value,
@@ -86,6 +93,15 @@ export function resolveSettings(values: OptionValues, env: Env, vendor: VendorCo
 export function givenOptOutFlag(values: OptionValues, vendor: VendorConfig): string | undefined {
   if (values['disable-telemetry'] === true) return '--disable-telemetry';
   return vendor.optOutFlag !== undefined && values[vendor.optOutFlag.slice(2)] === true ? vendor.optOutFlag : undefined;
+}
+
+/** One of the sinks, and one this build can use (GA4 needs its ids from the build file). */
+function parseSink(source: Source, vendor: VendorConfig): SinkName {
+  const name = source.value.trim();
+  if (!SINK_NAMES.includes(name as SinkName)) throw new UsageError(`${source.name} must be one of ${SINK_NAMES.join(', ')}, got "${source.value}"`);
+  const problem = name === 'ga4' ? sinkProblem(vendor, name) : undefined;
+  if (problem) throw new UsageError(`${source.name} ${name} ${problem}`);
+  return name as SinkName;
 }
 
 function parseTimeout(source: Source): number {

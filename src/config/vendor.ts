@@ -7,11 +7,16 @@ import { parseEndpoint } from './settings.ts';
  */
 export type OptOutMeaning = 'any' | '0';
 
+/** Where events go (docs/sinks.md): PostHog's capture API, OTLP/HTTP JSON logs, or GA4's Measurement Protocol. */
+export const SINK_NAMES = ['posthog', 'otlp', 'ga4'] as const;
+export type SinkName = (typeof SINK_NAMES)[number];
+
 /** What a vendor fixes once, at build time (`npm run build -- --vendor FILE`). */
 export interface VendorConfig {
   product: string;
   endpoint: string;
-  apiKey: string;
+  /** PostHog's project key; only the posthog sink needs one. */
+  apiKey?: string;
   configDir: string;
   stateDir: string;
   /** Crash-loop limit: events of one kind sent per hour at most (default 10). */
@@ -22,12 +27,19 @@ export interface VendorConfig {
   optOutEnv?: Readonly<Record<string, OptOutMeaning>>;
   /** The product's own spelling of --disable-telemetry, e.g. --disable-analytics. */
   optOutFlag?: string;
+  /** The sink a run uses unless --sink or TELEMETRY_SINK says otherwise (default posthog). */
+  sink?: SinkName;
+  /** Headers of every OTLP request (a collector's auth token, say); nothing else sets them. */
+  otlpHeaders?: Readonly<Record<string, string>>;
+  /** GA4's stream and its Measurement Protocol secret, both in the URL (public in a shipped file). */
+  ga4MeasurementId?: string;
+  ga4ApiSecret?: string;
 }
 
 export const DEFAULT_EVENTS_PER_HOUR = 10;
 export const DEFAULT_COMMAND_NAME = 'anonymous-statistics';
-const FIELDS = ['product', 'endpoint', 'apiKey', 'configDir', 'stateDir'] as const;
-const OPTIONAL_FIELDS = ['eventsPerHour', 'commandName', 'optOutEnv', 'optOutFlag'] as const;
+const FIELDS = ['product', 'endpoint', 'configDir', 'stateDir'] as const;
+const OPTIONAL_FIELDS = ['apiKey', 'eventsPerHour', 'commandName', 'optOutEnv', 'optOutFlag', 'sink', 'otlpHeaders', 'ga4MeasurementId', 'ga4ApiSecret'] as const;
 /** Generic opt-outs: a vendor cannot give them another meaning. */
 const BUILT_IN_OPT_OUT_VARIABLES = ['DISABLE_TELEMETRY', 'DO_NOT_TRACK'];
 /** The tool's own variables (settings, debug, the --background child's mark) are not opt-outs. */
@@ -60,6 +72,7 @@ export function validateVendorConfig(raw: unknown, source: string, takenOptions:
     const value = record[field];
     if (typeof value !== 'string' || value.trim() === '') fail(`"${field}" must be a non-empty string`);
   }
+  validateSink(record, fail);
   const perHour = record.eventsPerHour;
   if (perHour !== undefined && !(Number.isSafeInteger(perHour) && (perHour as number) >= 1 && (perHour as number) <= 3600)) {
     fail(`"eventsPerHour" must be a whole number from 1 to 3600`);
@@ -87,6 +100,38 @@ export function validateVendorConfig(raw: unknown, source: string, takenOptions:
     if (takenOptions.includes((flag as string).slice(2))) fail(`"optOutFlag" ${flag} is already an option of the tool`);
   }
   return config;
+}
+
+/** An HTTP header name (RFC 9110 token). */
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
+/** Headers the transport sets itself from the body and the tool: a vendor's value would contradict them. */
+const TRANSPORT_HEADERS = new Set(['content-type', 'content-length', 'content-encoding', 'transfer-encoding', 'host', 'user-agent', 'connection']);
+/** GA4 measurement ids: G- and letters or digits (a web stream's id). */
+const GA4_MEASUREMENT_ID = /^G-[A-Z0-9]{4,20}$/;
+const GA4_API_SECRET = /^[A-Za-z0-9_-]{8,64}$/;
+
+export function sinkProblem(vendor: Pick<VendorConfig, 'apiKey' | 'ga4MeasurementId' | 'ga4ApiSecret'>, sink: SinkName): string | undefined {
+  if (sink === 'posthog' && !(typeof vendor.apiKey === 'string' && vendor.apiKey.trim() !== '')) return 'needs the build file\'s "apiKey" (PostHog\'s project key)';
+  if (sink === 'ga4' && (vendor.ga4MeasurementId === undefined || vendor.ga4ApiSecret === undefined)) return 'needs the build file\'s "ga4MeasurementId" and "ga4ApiSecret"';
+  return undefined;
+}
+
+function validateSink(record: Record<string, unknown>, fail: (message: string) => never): void {
+  const { sink, otlpHeaders, ga4MeasurementId, ga4ApiSecret, apiKey } = record;
+  if (sink !== undefined && !SINK_NAMES.includes(sink as SinkName)) fail(`"sink" must be one of ${SINK_NAMES.join(', ')}, got ${JSON.stringify(sink)}`);
+  if (apiKey !== undefined && (typeof apiKey !== 'string' || apiKey.trim() === '')) fail(`"apiKey" must be a non-empty string`);
+  if (otlpHeaders !== undefined) {
+    if (typeof otlpHeaders !== 'object' || otlpHeaders === null || Array.isArray(otlpHeaders)) fail(`"otlpHeaders" must be an object of header names to string values, such as {"Authorization": "Bearer ..."}`);
+    for (const [name, value] of Object.entries(otlpHeaders as Record<string, unknown>)) {
+      if (!HEADER_NAME.test(name)) fail(`"otlpHeaders" key ${JSON.stringify(name)} is not an HTTP header name`);
+      if (TRANSPORT_HEADERS.has(name.toLowerCase())) fail(`"otlpHeaders" key ${name} is set by the tool itself`);
+      if (typeof value !== 'string' || LINE_BREAKING.test(value)) fail(`"otlpHeaders" ${name} must be a string without control characters or line breaks`);
+    }
+  }
+  if (ga4MeasurementId !== undefined && !(typeof ga4MeasurementId === 'string' && GA4_MEASUREMENT_ID.test(ga4MeasurementId))) fail(`"ga4MeasurementId" must be a GA4 measurement id such as "G-ABC123XYZ9"`);
+  if (ga4ApiSecret !== undefined && !(typeof ga4ApiSecret === 'string' && GA4_API_SECRET.test(ga4ApiSecret))) fail(`"ga4ApiSecret" must be a Measurement Protocol API secret (8 to 64 letters, digits, "_" or "-")`);
+  const problem = sinkProblem(record as unknown as VendorConfig, (sink as SinkName | undefined) ?? 'posthog');
+  if (problem) fail(`"sink" ${(sink as string | undefined) ?? 'posthog'} ${problem}`);
 }
 
 function validateOptOutEnv(value: unknown, fail: (message: string) => never): void {

@@ -8,8 +8,8 @@ import { readState, updateState } from '../store/state-file.ts';
 import type { StateDir } from '../store/state-dir.ts';
 import { BudgetSpentError, HttpError } from './errors.ts';
 import { proxyFor } from './proxy.ts';
+import { sinkFor, type Sink, type SinkRequest } from './sinks/index.ts';
 import { post } from './transport.ts';
-import { batchUrl, captureUrl } from './urls.ts';
 
 /**
  * Getting events to the receiver without ever holding the caller: a few jittered retries inside
@@ -21,6 +21,7 @@ import { batchUrl, captureUrl } from './urls.ts';
  * refuses a whole request for one malformed event, or a 413 for its size) is split until each
  * refused event stands alone; one is dropped only when the receiver took others of the same
  * flush, so the fault is in that event. A receiver without /batch/ gets events one by one.
+ * The sink (sinks/) makes the requests: PostHog's, OTLP's or GA4's; this is the same for all.
  */
 
 export type Outcome = { kind: 'sent' | 'queued' | 'dropped'; reason: string; status?: number };
@@ -38,8 +39,7 @@ const ATTEMPTS_PER_RUN = 3;
 const FIRST_RETRY_MS = 100;
 /** Kept back from the budget for moving the event back to the outbox after the last attempt. */
 const RESERVE_MS = 40;
-/** Batches stay well under PostHog's request size limit (20 MB). */
-const BATCH_MAX_EVENTS = 500;
+/** Batches stay well under any receiver's request size limit (PostHog's 20 MB); the sink caps their count. */
 const BATCH_MAX_BYTES = 2 * 1024 * 1024;
 
 /** Answers that say the receiver is set up wrong, not that anything is wrong with the events. */
@@ -76,13 +76,13 @@ function retryAfterMs(error: unknown, now: number): number | undefined {
   return Number.isNaN(date) ? undefined : Math.max(0, date - now);
 }
 
-async function postWithRetries(delivery: Delivery, url: URL, body: string | Buffer, gzip: boolean): Promise<number> {
+async function postWithRetries(delivery: Delivery, { url, body, gzip, headers }: SinkRequest): Promise<number> {
   const { ctx } = delivery;
   const proxy = proxyFor(url, ctx.env);
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS_PER_RUN; attempt++) {
     try {
-      return await post({ url, body, gzip, proxy, budgetMs: remainingMs(delivery), userAgent: `anonymous-statistics/${ctx.toolVersion}` });
+      return await post({ url, body, gzip, proxy, headers, budgetMs: remainingMs(delivery), userAgent: `anonymous-statistics/${ctx.toolVersion}` });
     } catch (error) {
       lastError = error;
       if (verdictOf(error) !== 'retry') break;
@@ -140,8 +140,13 @@ export function enforceCaps(delivery: Delivery): void {
   updateState(delivery.stateDir, (state) => droppedMore(state, dropped));
 }
 
-function queued(delivery: Delivery, body: string, reason: string): Outcome {
-  appendLog(delivery, `{"queued":true,"reason":${JSON.stringify(reason)},"payload":${body}}`);
+function sinkOf({ settings, ctx }: Delivery): Sink {
+  return sinkFor(settings, ctx);
+}
+
+/** `wire`: the body the sink would send for the event alone, as the log shows a queued event. */
+function queued(delivery: Delivery, wire: string | Buffer, reason: string): Outcome {
+  appendLog(delivery, `{"queued":true,"reason":${JSON.stringify(reason)},"payload":${wire.toString()}}`);
   enforceCaps(delivery);
   return { kind: 'queued', reason };
 }
@@ -152,15 +157,24 @@ function queued(delivery: Delivery, body: string, reason: string): Outcome {
  * was already waiting. `state` is the state this run read when it created the event.
  */
 export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: State): Promise<Outcome> {
-  const { settings, ctx, outbox } = delivery;
-  const body = JSON.stringify(event);
-  const now = ctx.now().getTime();
+  const { ctx, outbox } = delivery;
+  const sink = sinkOf(delivery);
   let outcome: Outcome;
+  const refusal = sink.problem(event, ctx.now());
+  if (refusal !== undefined) {
+    outcome = { kind: 'dropped', reason: `not queued: ${sink.name} would not take it (${refusal})` };
+    note(delivery, [event], outcome);
+    return outcome;
+  }
+  // The outbox keeps the capture event whatever the sink; the request is made when sending.
+  const body = JSON.stringify(event);
+  const request = sink.request([event], { single: true, now: ctx.now() });
+  const now = ctx.now().getTime();
   if (now < nextAttempt(delivery, state)) {
     const reason = `receiver failing, next attempt after ${new Date(nextAttempt(delivery, state)).toISOString()}`;
     try {
       store(outbox, event, body);
-      outcome = queued(delivery, body, reason);
+      outcome = queued(delivery, request.body, reason);
     } catch (error) {
       outcome = { kind: 'dropped', reason: `${reason}; could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
     }
@@ -179,9 +193,9 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
   // If the budget runs out mid-send, the process ends with the event waiting, not lost.
   ctx.atDeadline(() => release(outbox, item));
   try {
-    const status = await postWithRetries(delivery, captureUrl(settings.endpoint), body, false);
+    const status = await postWithRetries(delivery, request);
     settle(item);
-    appendLog(delivery, body);
+    request.logged.forEach((line) => appendLog(delivery, line));
     recordSuccess(delivery);
     outcome = { kind: 'sent', reason: 'delivered', status };
   } catch (error) {
@@ -189,7 +203,7 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
     // shows that by the receiver taking the others (flushOutbox drops it then).
     if (verdictOf(error) !== 'refused') recordFailure(delivery, error);
     const reason = whyKept(error);
-    outcome = release(outbox, item) ? queued(delivery, body, reason) : { kind: 'dropped', reason: `${reason}; the outbox lost it (cleared meanwhile)` };
+    outcome = release(outbox, item) ? queued(delivery, request.body, reason) : { kind: 'dropped', reason: `${reason}; the outbox lost it (cleared meanwhile)` };
     if (error instanceof HttpError) outcome.status = error.status;
   }
   note(delivery, [event], outcome, { duration_ms: Math.round(ctx.elapsedMs()) });
@@ -234,9 +248,9 @@ export async function flushOutbox(delivery: Delivery, { manual }: { manual: bool
   if (!manual && ctx.now().getTime() < next) {
     result.error = `receiver failing, next attempt after ${new Date(next).toISOString()}`;
   }
-  const flush: Flush = { result, refusedAlone: [], singly: false };
+  const flush: Flush = { result, refusedAlone: [], singly: false, sink: sinkOf(delivery) };
   while (result.error === undefined && remainingMs(delivery) > 0) {
-    const { items, corrupt, unclaimable } = claimWaiting(outbox, ctx.pid, ctx.now().getTime(), BATCH_MAX_EVENTS);
+    const { items, corrupt, unclaimable } = claimWaiting(outbox, ctx.pid, ctx.now().getTime(), flush.sink.maxEvents);
     result.corrupt += corrupt;
     if (items.length === 0) {
       if (unclaimable !== undefined) result.error = `the outbox cannot be written (${unclaimable})`;
@@ -246,7 +260,7 @@ export async function flushOutbox(delivery: Delivery, { manual }: { manual: bool
     const unsent = new Map(items.map((item) => [item.file, item]));
     const releaseUnsent = () => unsent.forEach((item) => unsent.delete(item.file) && release(outbox, item));
     ctx.atDeadline(releaseUnsent);
-    for (const batch of batches(items.map((item) => completed(delivery, item)))) {
+    for (const batch of batches(sendable(delivery, items.map((item) => completed(delivery, item)), flush, unsent), flush.sink)) {
       if (result.error !== undefined || remainingMs(delivery) <= 0) break;
       result.error = await sendBatch(delivery, batch, flush, unsent);
     }
@@ -266,6 +280,23 @@ interface Flush {
   refusedAlone: { item: Item; error: unknown }[];
   /** The receiver has no /batch/: events go one by one to the capture path. */
   singly: boolean;
+  sink: Sink;
+}
+
+/**
+ * Events the sink would refuse, or drop without a word (GA4: one older than it takes), are
+ * dropped here with the reason: sending them could never succeed.
+ */
+function sendable(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<string, Item>): Item[] {
+  return items.filter((item) => {
+    const refusal = flush.sink.problem(item.event, delivery.ctx.now());
+    if (refusal === undefined) return true;
+    settle(item);
+    unsent.delete(item.file);
+    flush.result.dropped++;
+    note(delivery, [item.event], { kind: 'dropped', reason: `${flush.sink.name} would not take it (${refusal})` });
+    return false;
+  });
 }
 
 /**
@@ -298,12 +329,12 @@ function completed(delivery: Delivery, item: Item): Item {
   return { ...item, event, bytes: Buffer.byteLength(JSON.stringify(event)) };
 }
 
-function delivered(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<string, Item>, status: number, reason: string): void {
+function delivered(delivery: Delivery, items: Item[], request: SinkRequest, flush: Flush, unsent: Map<string, Item>, status: number, reason: string): void {
   for (const item of items) {
     settle(item);
     unsent.delete(item.file);
-    appendLog(delivery, JSON.stringify(item.event));
   }
+  request.logged.forEach((line) => appendLog(delivery, line));
   flush.result.sent += items.length;
   recordSuccess(delivery);
   note(delivery, items.map((item) => item.event), { kind: 'sent', reason, status });
@@ -312,8 +343,9 @@ function delivered(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<
 /** One event to the capture path, as a receiver without /batch/ takes them. */
 async function sendAlone(delivery: Delivery, item: Item, flush: Flush, unsent: Map<string, Item>): Promise<string | undefined> {
   try {
-    const status = await postWithRetries(delivery, captureUrl(delivery.settings.endpoint), JSON.stringify(item.event), false);
-    delivered(delivery, [item], flush, unsent, status, 'from the outbox, one by one (the receiver has no /batch/)');
+    const request = flush.sink.request([item.event], { single: true, now: delivery.ctx.now() });
+    const status = await postWithRetries(delivery, request);
+    delivered(delivery, [item], request, flush, unsent, status, 'from the outbox, one by one (the receiver has no /batch/)');
     return undefined;
   } catch (error) {
     return failed(delivery, [item], flush, error);
@@ -345,17 +377,15 @@ async function sendBatch(delivery: Delivery, items: Item[], flush: Flush, unsent
     }
     return undefined;
   }
-  const { ctx, settings } = delivery;
-  const envelope = { api_key: items[0].event.api_key, sent_at: ctx.now().toISOString(), batch: items.map(({ event: { api_key: _key, ...rest } }) => rest) };
+  const { ctx } = delivery;
+  const request = flush.sink.request(items.map((item) => item.event), { single: false, now: ctx.now() });
   try {
-    // Loaded on first use: only a batch needs it, and a --background caller never sends one.
-    const { gzipSync } = require('node:zlib') as typeof import('node:zlib');
-    const status = await postWithRetries(delivery, batchUrl(settings.endpoint), gzipSync(JSON.stringify(envelope)), true);
-    delivered(delivery, items, flush, unsent, status, `from the outbox, in a batch of ${items.length}`);
+    const status = await postWithRetries(delivery, request);
+    delivered(delivery, items, request, flush, unsent, status, `from the outbox, in a batch of ${items.length}`);
     return undefined;
   } catch (error) {
-    if (error instanceof HttpError && (error.status === 404 || error.status === 405)) {
-      ctx.debug(`${batchUrl(settings.endpoint).href} answered ${describe(error)}: sending events one by one to ${captureUrl(settings.endpoint).href}`);
+    if (flush.sink.singleFallback && error instanceof HttpError && (error.status === 404 || error.status === 405)) {
+      ctx.debug(`${request.url.href} answered ${describe(error)}: sending events one by one to ${flush.sink.shownUrl.href}`);
       flush.singly = true;
       return sendBatch(delivery, items, flush, unsent);
     }
@@ -369,12 +399,12 @@ async function sendBatch(delivery: Delivery, items: Item[], flush: Flush, unsent
     return undefined;
   }
 }
-/** Oldest first, one API key per request (the key goes in the envelope), bounded in count and size. */
-function* batches(items: Item[]): Generator<Item[]> {
+/** Oldest first, one batch key per request (the sink's: PostHog's API key, GA4's client_id), bounded in count and size. */
+function* batches(items: Item[], sink: Sink): Generator<Item[]> {
   let current: Item[] = [];
   let bytes = 0;
   for (const item of items) {
-    const full = current.length >= BATCH_MAX_EVENTS || bytes + item.bytes > BATCH_MAX_BYTES || (current.length > 0 && current[0].event.api_key !== item.event.api_key);
+    const full = current.length >= sink.maxEvents || bytes + item.bytes > BATCH_MAX_BYTES || (current.length > 0 && sink.batchKey(current[0].event) !== sink.batchKey(item.event));
     if (full) {
       yield current;
       current = [];

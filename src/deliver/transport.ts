@@ -12,6 +12,8 @@ export interface PostOptions {
   gzip?: boolean;
   /** An http:// proxy that an https: request is tunnelled through (CONNECT); the proxy resolves the name. */
   proxy?: URL;
+  /** The sink's own headers (the vendor's OTLP headers), never the ones below. */
+  headers?: Readonly<Record<string, string>>;
 }
 
 /** An answer body larger than this is not read further (PostHog answers a few bytes). */
@@ -26,10 +28,11 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  * Why not undici: measured here (npm run bench), undici's first request adds ~100 ms to a run
  * (its llhttp WebAssembly parser and the memory it maps), node:http ~6 ms; see README.
  */
-export async function post({ url, body, budgetMs, userAgent, gzip, proxy }: PostOptions): Promise<number> {
+export async function post({ url, body, budgetMs, userAgent, gzip, proxy, headers: extra }: PostOptions): Promise<number> {
   if (budgetMs <= 0) throw new BudgetSpentError('no time left in the budget');
   const signal = AbortSignal.timeout(budgetMs);
   const headers: http.OutgoingHttpHeaders = {
+    ...extra,
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     'user-agent': userAgent,
