@@ -288,3 +288,15 @@ test('the build file\'s sink fields are checked, each error naming the field', (
   assert.match(problem({ sink: 'otlp', otlpHeaders: { 'bad name': 'x' } }), /"otlpHeaders" key "bad name" is not an HTTP header name/);
   assert.match(problem({ sink: 'ga4', ...GA4, ga4MeasurementId: 'UA-1234-1' }), /"ga4MeasurementId" must be a GA4 measurement id/);
 });
+
+test('docs/sinks.md names every property an event carries, so GA4\'s mapping of each is written down', async (t) => {
+  const server = await endpoint(t);
+  const { args } = setup(t);
+  await everyCommand(inProcess(['--api-key', 'phc_test', ...args(server.url, 'posthog')]));
+  const properties = new Set(server.events().flatMap((event) => Object.keys(event.properties as object)));
+  assert.ok(properties.size > 30);
+  const doc = readFileSync(path.join(__dirname, '../docs/sinks.md'), 'utf8');
+  const ga4Section = doc.slice(doc.indexOf('## ga4'), doc.indexOf('## The dashboard module'));
+  const named = (name: string) => ga4Section.includes(`\`${name}\``) || [...ga4Section.matchAll(/`([a-z_]+)\*`/g)].some(([, prefix]) => name.startsWith(prefix));
+  assert.deepEqual([...properties].filter((name) => !named(name)), []);
+});
