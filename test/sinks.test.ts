@@ -278,7 +278,7 @@ test('the build file\'s sink fields are checked, each error naming the field', (
   };
   assert.equal(problem({ sink: 'otlp' }), '', 'an OTLP build needs no PostHog key');
   assert.equal(problem({ sink: 'ga4', ...GA4 }), '');
-  assert.match(problem({}), /"sink" posthog needs the build file's "apiKey"/);
+  assert.match(problem({}), /"apiKey" must be a non-empty string: the posthog sink sends PostHog's project key/);
   assert.match(problem({ sink: 'splunk' }), /"sink" must be one of posthog, otlp, ga4, got "splunk"/);
   assert.match(problem({ sink: 'ga4' }), /"sink" ga4 needs the build file's "ga4MeasurementId" and "ga4ApiSecret"/);
   assert.match(problem({ sink: 'otlp', otlpHeaders: ['Authorization: x'] }), /"otlpHeaders" must be an object/);

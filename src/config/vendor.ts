@@ -130,8 +130,10 @@ function validateSink(record: Record<string, unknown>, fail: (message: string) =
   }
   if (ga4MeasurementId !== undefined && !(typeof ga4MeasurementId === 'string' && GA4_MEASUREMENT_ID.test(ga4MeasurementId))) fail(`"ga4MeasurementId" must be a GA4 measurement id such as "G-ABC123XYZ9"`);
   if (ga4ApiSecret !== undefined && !(typeof ga4ApiSecret === 'string' && GA4_API_SECRET.test(ga4ApiSecret))) fail(`"ga4ApiSecret" must be a Measurement Protocol API secret (8 to 64 letters, digits, "_" or "-")`);
-  const problem = sinkProblem(record as unknown as VendorConfig, (sink as SinkName | undefined) ?? 'posthog');
-  if (problem) fail(`"sink" ${(sink as string | undefined) ?? 'posthog'} ${problem}`);
+  const chosen = (sink as SinkName | undefined) ?? 'posthog';
+  if (chosen === 'posthog' && apiKey === undefined) fail(`"apiKey" must be a non-empty string: the posthog sink sends PostHog's project key`);
+  const problem = sinkProblem(record as unknown as VendorConfig, chosen);
+  if (problem) fail(`"sink" ${chosen} ${problem}`);
 }
 
 function validateOptOutEnv(value: unknown, fail: (message: string) => never): void {
