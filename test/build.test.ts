@@ -39,7 +39,7 @@ test('the bundle is one self-contained file: a shebang and no require of node_mo
   // The banner an installer reads with sed (test/flavour.test.ts runs sed on a vendor's build).
   assert.ok(
     bundle.startsWith(
-      '#!/usr/bin/env node\n// product: example-daemon\n// config-dir: /etc/example-daemon\n// state-dir: /var/lib/example-daemon\n' +
+      '#!/usr/bin/env node\n// product: example-daemon\n// config-dir: /etc/example-daemon\n// state-dir: /var/lib/example-daemon/anonymous-statistics\n' +
         '// command: anonymous-statistics\n// opt-out-env:\n// opt-out-flag:\n"use strict";',
     ),
     bundle.slice(0, 300),

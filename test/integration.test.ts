@@ -145,7 +145,7 @@ test('the installer records its dirs beside the installed copy, which uses them,
   const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], installEnv);
   assert.equal(result.code, 0, result.stderr);
   const lib = path.join(prefix, 'lib/example-daemon');
-  const state = path.join(prefix, 'var/lib/example-daemon');
+  const state = path.join(prefix, 'var/lib/example-daemon/anonymous-statistics');
   assert.deepEqual(JSON.parse(readFileSync(path.join(lib, 'anonymous-statistics.json'), 'utf8')), {
     configDir: path.join(prefix, 'etc/example-daemon'),
     stateDir: state,
@@ -369,7 +369,7 @@ test("the drop-in gives the unit's user the state dir the tool defaults to", () 
   const settings = readFileSync(DROP_IN, 'utf8').split('\n').filter((line) => /^StateDirectory/.test(line));
   const vendor = JSON.parse(readFileSync(path.join(PROJECT_DIR, 'vendor.json'), 'utf8')) as { stateDir: string };
   // StateDirectory= names a dir below /var/lib, owned by User= and chowned to it at each start.
-  assert.deepEqual(settings, [`StateDirectory=${path.relative('/var/lib', vendor.stateDir)}`, 'StateDirectoryMode=0700']);
+  assert.deepEqual(settings, [`StateDirectory=${path.relative('/var/lib', vendor.stateDir)}`]);
 });
 
 const STOPS: [Record<string, string>, number][] = [
