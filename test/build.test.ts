@@ -3,7 +3,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { build, dashboardOutfile, DEFAULT_OUTFILE } from '../scripts/build.ts';
-import { listTree, PROJECT_DIR, runBundle, tempDir, trapViolations } from './helpers.ts';
+import { endpoint, listTree, PROJECT_DIR, runBundle, tempDir, trapViolations } from './helpers.ts';
 import { EXAMPLE_API_KEY } from '../src/config/settings.ts';
 import { validateVendorConfig } from '../src/config/vendor.ts';
 import { optionNames } from '../src/cli/parse.ts';
@@ -163,4 +163,26 @@ test("the example build's placeholder key goes to loopback only: elsewhere an ev
   assert.match(flush.stderr, /^anonymous-statistics: not sending to us\.i\.posthog\.com: .*\n$/);
   const consent = await runBundle(['consent', ...args]);
   assert.deepEqual([consent.code, consent.stdout], [0, '{"enabled":false}\n'], 'a dashboard is not handed the placeholder key');
+});
+
+test('an opted-out run of the one bundle loads none of the modules that detection, delivery and the background sender need', async (t) => {
+  const dir = tempDir(t);
+  const loaded = path.join(dir, 'loaded.txt');
+  const recorder = path.join(dir, 'record-modules.cjs');
+  // process.moduleLoadList: every internal module Node has loaded in this process, in order.
+  writeFileSync(recorder, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(loaded)}, process.moduleLoadList.join('\\n')));\n`);
+  const server = await endpoint(t);
+  const args = ['--endpoint', server.url, '--state-dir', path.join(dir, 'state'), '--config-dir', path.join(dir, 'config'), '--root', dir];
+  const modulesOf = async (command: string[], env: Record<string, string>) => {
+    const result = await runBundle([...command, ...args], { ...env, NODE_OPTIONS: `--require ${recorder}` });
+    assert.equal(result.code, 0, result.stderr);
+    return readFileSync(loaded, 'utf8').split('\n').filter((line) => /^NativeModule (http|https|net|tls|crypto|zlib|child_process|vm)$/.test(line));
+  };
+  for (const command of [['start'], ['start', '--background'], ['command-start', '--name', 'converge']]) {
+    assert.deepEqual(await modulesOf(command, { DO_NOT_TRACK: '1' }), [], command.join(' '));
+  }
+  // The recorder sees them where a run goes on: the sender, and the caller that starts one.
+  assert.ok((await modulesOf(['start'], {})).includes('NativeModule http'));
+  assert.ok((await modulesOf(['stop', '--background'], {})).includes('NativeModule child_process'));
+  await server.received(2);
 });
