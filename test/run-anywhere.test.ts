@@ -66,6 +66,9 @@ test('from a working directory that was deleted it sends, in the foreground and 
   const status = await fromGone(['status', '--json', '--config-dir', gone]);
   assert.equal(status.code, 0, status.stderr);
   assert.equal(JSON.parse(status.stdout).telemetry, 'on');
+  // Only a relative path needs the working directory: a usage error naming it, not a crash.
+  const relative = await fromGone(['start', '--state-dir', 'state', '--endpoint', 'http://127.0.0.1:9']);
+  assert.deepEqual([relative.code, relative.stderr], [2, 'anonymous-statistics: --state-dir "state" is relative, and the working directory it is relative to is gone (see anonymous-statistics --help)\n']);
 });
 
 test('a bug of ours prints one line naming the tool, never the bundle source, as CommonJS and as an ES module', { timeout: LIMIT_MS }, async (t) => {

@@ -64,8 +64,14 @@ function nonEmpty(source: Source): string {
   return source.value;
 }
 
-function directory(source: Source): string {
-  return path.resolve(nonEmpty(source));
+/** A relative path is taken from the working directory, which may be gone (a removed build dir, say). */
+function absolutePath(source: Source): string {
+  const value = nonEmpty(source);
+  try {
+    return path.resolve(value);
+  } catch {
+    throw new UsageError(`${source.name} "${value}" is relative, and the working directory it is relative to is gone`);
+  }
 }
 
 /** Merge order written out once: build-time default, then the installer's file, then environment, then flag. */
@@ -78,12 +84,12 @@ export function resolveSettings(values: OptionValues, env: Env, vendor: VendorCo
     product: vendor.product,
     endpoint,
     apiKey: nonEmpty(apiKey),
-    configDir: directory(pick(values, env, 'config-dir', 'TELEMETRY_CONFIG_DIR', vendor.configDir, { value: install.configDir, file: install.file }) as Source),
-    stateDir: directory(pick(values, env, 'state-dir', 'TELEMETRY_STATE_DIR', vendor.stateDir, { value: install.stateDir, file: install.file }) as Source),
+    configDir: absolutePath(pick(values, env, 'config-dir', 'TELEMETRY_CONFIG_DIR', vendor.configDir, { value: install.configDir, file: install.file }) as Source),
+    stateDir: absolutePath(pick(values, env, 'state-dir', 'TELEMETRY_STATE_DIR', vendor.stateDir, { value: install.stateDir, file: install.file }) as Source),
     productVersion: productVersion?.value,
     timeoutMs: parseTimeout(pick(values, env, 'timeout', 'TELEMETRY_TIMEOUT_MS', String(DEFAULT_TIMEOUT_MS)) as Source),
-    logFile: logFile && path.resolve(nonEmpty(logFile)),
-    root: typeof values.root === 'string' ? directory({ value: values.root, name: '--root' }) : '/',
+    logFile: logFile && absolutePath(logFile),
+    root: typeof values.root === 'string' ? absolutePath({ value: values.root, name: '--root' }) : '/',
     dryRun: values['dry-run'] === true,
     background: values.background === true,
     showNotice: values['show-notice'] === true,
