@@ -1,11 +1,9 @@
 /**
- * The one door past consent: everything after the opt-out check (collect, build, then print for
- * a dry run, or store and deliver). run.ts loads it only once consent is given (or a person asked
- * to look: --dry-run, status, history), so an opted-out run never evaluates detection, crypto,
- * HTTP or outbox code. Code before the door reaches past it only through this file
- * (test/boundary.test.ts keeps it that way); what the code past it needs of the run comes in the
- * Context, and the few modules from before the door it uses are handed over by the build, not
- * bundled twice (scripts/build.ts).
+ * The one door past consent: everything after the opt-out check, as a recipe. Open the store,
+ * admit the event (the crash-loop slot, then one state write), collect, send, record. run.ts loads
+ * this file only once consent is given (or a person asked to look: --dry-run, status, history),
+ * so an opted-out run never evaluates detection, crypto, HTTP or outbox code; code before the door
+ * reaches past it only through this file (test/boundary.test.ts keeps it that way).
  */
 import path from 'node:path';
 import type { EventName, EventProperties } from './cli/events.ts';
