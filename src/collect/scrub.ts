@@ -77,15 +77,23 @@ const VERSION_BEFORE = /(?:[A-Za-z_]-?|\b(?:version|ver|release|rev|build|kernel
 const VERSION_AFTER = /^(?:-[A-Za-z]|[+~])/;
 
 /**
- * Random-looking: upper and lower case and digits, changing class often. A secret drawn from 62
- * letters and digits changes class at about 62% of its characters; words and identifiers
- * (`AbstractProxyFactoryBean2`, `SSL_ERROR_SYSCALL`) change at a few, so they stay.
+ * Random-looking: two of upper case, lower case and digits, changing class often. A secret drawn
+ * from 62 letters and digits changes class at about 62% of its characters (fewer than a quarter
+ * of 48 random ones: odds about 1 in 10 million); words and identifiers (`SSL_ERROR_SYSCALL`,
+ * `getHTTPResponseCode2Handler`) change at a few, so they stay. Runs under 32 characters must
+ * change at a third, as such short identifiers are many and such short secrets few. CamelCase
+ * names (`AbstractSingletonProxyFactoryBean2`: lower-case runs of four or more on average, at
+ * most one digit) stay too; random text has runs under two letters long and a digit in six.
  */
 function looksRandom(run: string): boolean {
   const classes = Array.from(run.replace(/[^A-Za-z0-9]/g, ''), (char) => (char >= 'a' ? 2 : char >= 'A' ? 1 : 0));
-  if (classes.length < 20 || !classes.includes(0) || !classes.includes(1) || !classes.includes(2)) return false;
+  if (classes.length < 20 || new Set(classes).size < 2) return false;
   const changes = classes.filter((cls, index) => index > 0 && cls !== classes[index - 1]).length;
-  return changes * 3 >= classes.length - 1;
+  const lowerRuns = classes.filter((cls, index) => cls === 2 && classes[index - 1] !== 2).length;
+  const lower = classes.filter((cls) => cls === 2).length;
+  const digits = classes.filter((cls) => cls === 0).length;
+  if (digits <= 1 && lower >= 4 * lowerRuns) return false;
+  return changes * (classes.length < 32 ? 3 : 4) >= classes.length - 1;
 }
 
 /**
@@ -136,9 +144,10 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
       (match) => (/\p{L}/u.test(match.slice(match.indexOf('@'))) ? '<email>' : match),
     ],
     // Home and user directories: the user's name is the segment after them; the rest stays.
+    // Windows first: `C:/Users/x` is one path, not a drive letter before a macOS home.
+    [/(?<![\w\\])[A-Za-z]:[\\/]{1,2}(?:Users|Documents and Settings)[\\/]{1,2}([^\s\\/'"`<>]+)/gi, home],
     [/(?<![\w.~-])\/(?:home|Users|export\/home|var\/home|usr\/home)\/([^\s/'"`<>]+)/g, home],
     [/(?<![\w.~-])\/root(?![\w-])/g, '<path>'],
-    [/(?<![\w\\])[A-Za-z]:[\\/]{1,2}(?:Users|Documents and Settings)[\\/]{1,2}([^\s\\/'"`<>]+)/gi, home],
     [/(?<![\w\\])\\\\[^\s\\/'"`<>]+\\[^\s\\/'"`<>]+/g, '<path>'],
     [/(?<![\w~\\/.:-])~([A-Za-z_][\w.-]*)(?![\w(])/g, home],
     [/(?<![\w~\\/.:-])~(?=\/)/g, '<path>'],
