@@ -21,8 +21,7 @@
 type Replacer = (match: string, ...groups: string[]) => string;
 type Pass = [RegExp, string | Replacer];
 
-const HEX = '[0-9A-Fa-f]';
-const DIGIT = '[0-9]';
+const HEX = '[\\da-f]';
 const SECRET_KEY =
   '(?:pass(?:word|wd|phrase)?|pwd|secret|token|api[_-]?key|apikey|access[_-]?key|private[_-]?key|credentials?|auth)';
 const PRIVATE_KEY_LINE = (edge: string) => `-----${edge}[ A-Z0-9]{0,40}PRIVATE KEY[ A-Z]{0,12}-----`;
@@ -112,7 +111,7 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
     // A private key, to its end line or to the end of the text (a cut one).
     [new RegExp(`${PRIVATE_KEY_LINE('BEGIN')}[^]*?(?:${PRIVATE_KEY_LINE('END')}|$)`, 'g'), '<private-key>'],
     [
-      /\b((?:proxy-)?authorization["']?\s{0,3}[:=]\s{0,3}["']?)(?:(basic|bearer|digest|negotiate|ntlm|token|aws4-hmac-sha256)\s{1,3})?[^\s"',;]+/gi,
+      /\b((?:proxy-)?authorization["']?\s{0,3}[:=]\s{0,3}["']?)(?:(basic|bearer|digest|negotiate|ntlm|token)\s{1,3})?[^\s"',;]+/gi,
       (_match, head, scheme) => `${head}${scheme ? `${scheme} ` : ''}<secret>`,
     ],
     [
@@ -136,7 +135,7 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
       },
     ],
     [
-      /(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|gl(?:pat|ptt|dt|rt|cbt|oas)-[\w-]{20,}|(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}(?![A-Za-z0-9])|xox[abposre]-[A-Za-z0-9-]{10,}|xapp-[\w-]{10,}|[rsp]k_(?:live|test)_[A-Za-z0-9]{10,}|npm_[A-Za-z0-9]{36}|AIza[\w-]{35}|sk-(?:proj-|ant-)?[\w-]{20,}|eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*)/g,
+      /(?<![\w-])(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_\w{20,}|glpat-[\w-]{20,}|A[KS]IA[A-Z0-9]{16}(?![A-Za-z0-9])|xox[abposre]-[A-Za-z0-9-]{10,}|[rsp]k_(?:live|test)_[A-Za-z0-9]{10,}|eyJ[\w-]{4,}\.[\w-]{4,}\.[\w-]*)/g,
       '<token>',
     ],
     [
@@ -151,11 +150,11 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
     [/(?<![\w\\])\\\\[^\s\\/'"`<>]+\\[^\s\\/'"`<>]+/g, '<path>'],
     [/(?<![\w~\\/.:-])~([A-Za-z_][\w.-]*)(?![\w(])/g, home],
     [/(?<![\w~\\/.:-])~(?=\/)/g, '<path>'],
-    [new RegExp(`\\b${HEX}{8}-${HEX}{4}-${HEX}{4}-${HEX}{4}-${HEX}{12}\\b`, 'g'), '<uuid>'],
+    [new RegExp(`\\b${HEX}{8}(?:-${HEX}{4}){3}-${HEX}{12}\\b`, 'gi'), '<uuid>'],
     // IPv6 in every text form, with a zone; glued to a word it is code (`std::map`), not an address.
     // Every form has two colons, so the pattern asks for them before a run costs a call.
     [
-      /(?<![0-9A-Fa-f:.])[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*(?:%[\w.-]+)?/g,
+      /(?<![\da-f:.])[\da-f.]*:[\da-f.]*:[\da-f:.]*(?:%[\w.-]+)?/gi,
       (match, ...rest) => {
         const [offset, text] = rest.slice(-2) as unknown as [number, string];
         if (offset > 0 && /[\w]/.test(text[offset - 1])) return match;
@@ -168,11 +167,11 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
         return `<ip>${match.slice(zone < 0 ? address.length : candidate.length)}`;
       },
     ],
-    [new RegExp(`\\b${HEX}{2}([:-])${HEX}{2}(?:\\1${HEX}{2}){4}\\b`, 'g'), '<mac>'],
-    [new RegExp(`\\b${HEX}{4}\\.${HEX}{4}\\.${HEX}{4}\\b`, 'g'), '<mac>'],
-    [new RegExp(`(?<![\\w-])${HEX}{12}(?![\\w-])`, 'g'), '<mac>'],
+    [new RegExp(`\\b${HEX}{2}([:-])${HEX}{2}(?:\\1${HEX}{2}){4}\\b`, 'gi'), '<mac>'],
+    [new RegExp(`\\b${HEX}{4}\\.${HEX}{4}\\.${HEX}{4}\\b`, 'gi'), '<mac>'],
+    [new RegExp(`(?<![\\w-])${HEX}{12}(?![\\w-])`, 'gi'), '<mac>'],
     [
-      new RegExp(`(?<![\\d.])${DIGIT}[\\d.]*`, 'g'),
+      /(?<![\d.])\d[\d.]*/g,
       (match, ...rest) => {
         const [offset, text] = rest.slice(-2) as unknown as [number, string];
         const address = trimEnd(match, (char) => char === '.');
@@ -183,7 +182,7 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
       },
     ],
     // Long hex runs: keys, tokens, machine ids, hashes.
-    [new RegExp(`\\b${HEX}{16,}\\b`, 'g'), '<hex>'],
+    [new RegExp(`\\b${HEX}{16,}\\b`, 'gi'), '<hex>'],
     // Long random-looking runs (base64 and base62 secrets, AWS secret keys).
     [/(?<![\w+/=-])[\w+/=-]{20,}/g, (match) => (looksRandom(match) ? '<secret>' : match)],
   ];
