@@ -103,8 +103,8 @@ function looksRandom(run: string): boolean {
  */
 function genericPasses(learnUser: (name: string) => void): Pass[] {
   // The name after a home directory is a user's: the names pass looks for it elsewhere too.
-  const home = (_match: string, name: string) => {
-    if (!NOT_USERS.has(name.toLowerCase())) learnUser(name);
+  const home = (_match: string, name?: string) => {
+    if (name && !NOT_USERS.has(name.toLowerCase())) learnUser(name);
     return '<path>';
   };
   return [
@@ -148,8 +148,7 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
     [/(?<![\w.~-])\/(?:home|Users|export\/home|var\/home|usr\/home)\/([^\s/'"`<>]+)/g, home],
     [/(?<![\w.~-])\/root(?![\w-])/g, '<path>'],
     [/(?<![\w\\])\\\\[^\s\\/'"`<>]+\\[^\s\\/'"`<>]+/g, '<path>'],
-    [/(?<![\w~\\/.:-])~([A-Za-z_][\w.-]*)(?![\w(])/g, home],
-    [/(?<![\w~\\/.:-])~(?=\/)/g, '<path>'],
+    [/(?<![\w~\\/.:-])~(?:([A-Za-z_][\w.-]*)(?![\w(])|(?=\/))/g, home],
     [new RegExp(`\\b${HEX}{8}(?:-${HEX}{4}){3}-${HEX}{12}\\b`, 'gi'), '<uuid>'],
     // IPv6 in every text form, with a zone; glued to a word it is code (`std::map`), not an address.
     // Every form has two colons, so the pattern asks for them before a run costs a call.
@@ -167,9 +166,8 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
         return `<ip>${match.slice(zone < 0 ? address.length : candidate.length)}`;
       },
     ],
-    [new RegExp(`\\b${HEX}{2}([:-])${HEX}{2}(?:\\1${HEX}{2}){4}\\b`, 'gi'), '<mac>'],
-    [new RegExp(`\\b${HEX}{4}\\.${HEX}{4}\\.${HEX}{4}\\b`, 'gi'), '<mac>'],
-    [new RegExp(`(?<![\\w-])${HEX}{12}(?![\\w-])`, 'gi'), '<mac>'],
+    // MACs: colon or dash pairs, Cisco's dotted quads, or twelve hex digits standing alone.
+    [new RegExp(`\\b(?:${HEX}{2}([:-])${HEX}{2}(?:\\1${HEX}{2}){4}|${HEX}{4}\\.${HEX}{4}\\.${HEX}{4})\\b|(?<![\\w-])${HEX}{12}(?![\\w-])`, 'gi'), '<mac>'],
     [
       /(?<![\d.])\d[\d.]*/g,
       (match, ...rest) => {
