@@ -208,9 +208,9 @@ function usableName(name: string): string | undefined {
  * `-` and `.`, or a dot-separated part of one): a Set lookup per run, so any number of names
  * costs the same. Placeholders already in the text are not names.
  */
-function replaceNames(text: string, names: ReadonlyMap<string, string>, maxLabels: number): string {
+function replaceNames(text: string, words: RegExp, names: ReadonlyMap<string, string>, maxLabels: number): string {
   if (names.size === 0) return text;
-  return text.replace(/[\p{L}\p{N}\p{M}_.-]+/gu, (run, offset: number) => {
+  return text.replace(words, (run, offset: number) => {
     if (text[offset - 1] === '<' && text[offset + run.length] === '>') return run;
     const whole = names.get(run.toLowerCase());
     if (whole) return whole;
@@ -269,6 +269,8 @@ export function createScrubber(hostNames: readonly string[], userNames: readonly
   // The names learned from one text's home paths, for that text only: the output of one value
   // never depends on which values were scrubbed before it.
   let names = known;
+  // Compiled here, not as a literal: a browser without Unicode property escapes fails this call, not the module's import.
+  const words = new RegExp(`[${WORD_CHAR}_.-]+`, 'gu');
   const passes = genericPasses((name) => {
     const usable = usableName(name);
     if (usable && !names.has(usable)) names.set(usable, '<user>');
@@ -278,7 +280,7 @@ export function createScrubber(hostNames: readonly string[], userNames: readonly
     const generic = passes.reduce((result, [pattern, replacement]) => result.replace(pattern, replacement as string), stripControls(bounded(text)));
     let maxLabels = 1;
     for (const name of names.keys()) maxLabels = Math.max(maxLabels, name.split('.').length);
-    return replaceNames(generic, names, maxLabels);
+    return replaceNames(generic, words, names, maxLabels);
   };
 }
 
