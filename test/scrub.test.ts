@@ -145,6 +145,14 @@ const HOSTILE: Record<string, (n: number) => string> = {
   'aB3': (n) => 'aB3'.repeat(n / 3),
   'hex': (n) => '0'.repeat(n - 1) + 'g',
   'name.': (n) => 'vm.'.repeat(n / 3),
+  'Bearer a…': (n) => `Bearer ${'a'.repeat(n - 7)}`,
+  'a@ then a.': (n) => `${'a'.repeat(n / 2)}@${'a.'.repeat(n / 4)}`,
+  '\\\\a': (n) => '\\\\a'.repeat(n / 3),
+  'C:/Users/': (n) => 'C:/Users/'.repeat(n / 9),
+  '1:': (n) => '1:'.repeat(n / 2),
+  '0a-': (n) => '0a-'.repeat(n / 3),
+  'x="': (n) => 'x="'.repeat(n / 3),
+  'a b': (n) => 'a b '.repeat(n / 4),
 };
 
 /** The fastest of several batches: the run least disturbed by whatever else the machine does. */

@@ -34,7 +34,7 @@ const NOT_USERS = new Set(['shared', 'public', 'default', 'default user', 'all u
 const MIN_NAME_LENGTH = 2;
 /** No real host (253) or user name is longer; a longer one read from a strange system file is not a name. */
 const MAX_NAME_LENGTH = 255;
-/** The longest candidate an address or MAC can be; a longer run is never parsed as one. */
+/** The longest text an IPv6 address (with an IPv4 tail) can be; a longer run is never parsed as one. */
 const MAX_ADDRESS_LENGTH = 64;
 
 /** Removes characters from the end of `text` while `drop` says so; a loop, so it stays linear. */
@@ -116,7 +116,11 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
     ],
     [
       /\b(bearer|basic)(\s{1,3})([A-Za-z0-9._~+/=-]{8,})/gi,
-      (match, scheme, space, credential) => (/[0-9._~+/=-]|[a-z].*[A-Z]/.test(credential) ? `${scheme}${space}<secret>` : match),
+      // A credential has a digit or a symbol, or an upper-case letter after a lower-case one (not "Basic authentication").
+      (match, scheme, space, credential) => {
+        const lower = credential.search(/[a-z]/);
+        return /[0-9._~+/=-]/.test(credential) || (lower >= 0 && /[A-Z]/.test(credential.slice(lower))) ? `${scheme}${space}<secret>` : match;
+      },
     ],
     // URLs with credentials or a query string (tokens live there); plain URLs stay.
     [
