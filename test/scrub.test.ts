@@ -67,6 +67,7 @@ const REMOVED: readonly [kind: string, input: string, expected: string][] = [
   ['URL with a query', 'GET https://h.example/cb?code=abc then', 'GET <url> then'],
   ['URL with credentials after another URL', 'https://proxy.example/https://u:p@h/', '<url>'],
   ['long random secret', 'seed 9fQ2xL7vKp3ZmW8tRb4NcY6hJd1GsE5a used', 'seed <secret> used'],
+  ['long random secret with one digit and long lower-case runs', 'iutfneRXhjinujGptxlzHNrYMGziEbasbgUwljmiiKFNkZA1', '<secret>'],
   ['escape sequences and controls', 'red \x1b[31mtext\x1b[0m \x1b]0;title\x07 bell\x07 nul\x00 c1\x9b2J bidi\u202etxt', 'red text  bell nul c1 biditxt'],
   ['line breaks', 'one\ntwo\r\nthree\tfour', 'one two  three four'],
 ];
