@@ -19,7 +19,8 @@ test('the committed dist/anonymous-statistics.js and its dashboard module are ex
 
 test('the dashboard module is one small ES module that imports nothing and does nothing when loaded', async () => {
   const code = readFileSync(dashboardOutfile(DEFAULT_OUTFILE), 'utf8');
-  assert.ok(code.length < 10_000, `${code.length} bytes`);
+  // About 4 KB of it is the backend's scrubber (src/collect/scrub.ts), bundled whole.
+  assert.ok(code.length < 12_000, `${code.length} bytes`);
   // Not even the word: no static import, no import(), no import.meta.
   assert.doesNotMatch(code, /\bimport\b/);
   assert.match(code, /export\{\w+ as startDashboardTelemetry\}/);
