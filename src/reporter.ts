@@ -70,7 +70,7 @@ const PLAIN_VERSION = /^v?\d+(\.\d+){0,4}([-+~][0-9A-Za-z.+~-]*)?$/;
  * product version) are not ours: scrubbed and cut like free text, a plain version excepted.
  */
 function capped<T extends Record<string, unknown>>(properties: T): T {
-  return Object.fromEntries(Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' && !PLAIN_VERSION.test(value) ? scrubSystemValue(value) : value])) as T;
+  return Object.fromEntries(Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? (PLAIN_VERSION.test(value) ? cut(value) : scrubSystemValue(value)) : value])) as T;
 }
 
 interface Identity {

@@ -321,14 +321,15 @@ test('under umask 077, in either order of the README lines, every dir the instal
     chmodSync(base, 0o755);
     const prefix = path.join(base, 'opt/example');
     // node, and the trap every node below preloads, from where nobody can reach them (su resets PATH, not NODE_OPTIONS).
-    const env = { PATH: `${path.dirname(node)}:${process.env.PATH ?? '/usr/bin:/bin'}`, NODE_OPTIONS: `--require ${trap}`, ...bare(server) };
+    // A root run finds the state dir nobody's and takes its fallback in a temp dir of this test's own.
+    const env = { PATH: `${path.dirname(node)}:${process.env.PATH ?? '/usr/bin:/bin'}`, NODE_OPTIONS: `--require ${trap}`, TMPDIR: tempDir(t), ...bare(server) };
     for (const flags of runs) {
       const result = await run('/bin/sh', ['-c', 'umask 077 && exec /bin/sh "$@"', 'sh', INSTALLER, '--src', BUNDLE, '--prefix', prefix, ...flags], env);
       assert.equal(result.code, 0, `${order}: ${result.stderr}`);
     }
     await eventsArriving(server, 2);
-    const state = path.join(prefix, 'var/lib/example-daemon');
-    for (const dir of [base, path.join(base, 'opt'), prefix, ...['lib', 'lib/example-daemon', 'etc', 'etc/example-daemon', 'var', 'var/lib'].map((rel) => path.join(prefix, rel))]) {
+    const state = path.join(prefix, 'var/lib/example-daemon/anonymous-statistics');
+    for (const dir of [base, path.join(base, 'opt'), prefix, ...['lib', 'lib/example-daemon', 'etc', 'etc/example-daemon', 'var', 'var/lib', 'var/lib/example-daemon'].map((rel) => path.join(prefix, rel))]) {
       assert.equal((statSync(dir).mode & 0o777).toString(8), '755', `${order}: ${dir}`);
     }
     const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }));
