@@ -17,20 +17,8 @@ const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '.
 export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.js');
 const DASHBOARD_FILE_NAME = 'anonymous-statistics-dashboard.js';
 const DEFAULT_VENDOR_FILE = path.join(projectDir, 'vendor.json');
-/** Where the code that runs before consent lives: the reporter shares these modules instead of bundling them again. */
-const BEFORE_CONSENT = /^src\/(cli|consent|config)\/|^src\/(errors|run|main)\.ts$|^vendor\.json$/;
 /** Licences a bundled package may have (its package.json "license"); any other fails the build. */
 const KNOWN_LICENSES = new Set(['ISC', 'MIT', 'BSD-2-Clause', 'BSD-3-Clause', 'Apache-2.0']);
-
-const COMMON = {
-  bundle: true,
-  platform: 'node',
-  format: 'cjs',
-  target: 'node18.19',
-  minify: true,
-  legalComments: 'none',
-  logLevel: 'warning',
-} as const;
 
 export interface BuildOptions {
   vendorFile?: string;
@@ -133,70 +121,54 @@ async function buildDashboard(outfile: string): Promise<void> {
 }
 
 /**
- * The code past consent (src/reporter.ts and all it imports), bundled on its own and shipped as a
- * string that node:vm compiles, with a file name of its own for stack traces, only when run.ts
- * loads it: an opted-out run compiles only the code before consent. Modules from before consent
- * that it imports are not bundled again: they are handed over from the outer bundle.
+ * The same `.js` file runs however Node loads it: as CommonJS, or as an ES module where a
+ * package.json above it says "type": "module" (a vendor's own Node package), where there is no
+ * `require` and one is made with createRequire (the bundle requires only Node's own modules).
+ * Neither the body nor this wrapper names `module`, `exports` or `__filename`, nor has an import
+ * or export statement, so both parses accept the file. An error that escapes main() prints one
+ * line, as main() does: left to Node, it would quote the throwing source line, the whole
+ * minified bundle. The body is a parenthesised `function`, which V8 compiles at once: as an
+ * arrow it was pre-parsed, then parsed again when called (~3 ms of every run, in 40 interleaved
+ * runs of an opted-out start).
  */
-async function reporterPlugin(vendorJson: string): Promise<{ plugin: Plugin; inputs: string[] }> {
-  const result = await esbuild({
-    ...COMMON,
-    entryPoints: [path.join(projectDir, 'src/reporter.ts')],
-    write: false,
-    metafile: true,
-    plugins: [
-      vendorPlugin(vendorJson),
-      {
-        name: 'share-before-consent',
-        setup(build) {
-          build.onResolve({ filter: /^\./ }, (args) => {
-            const target = path.relative(projectDir, path.resolve(args.resolveDir, args.path));
-            return BEFORE_CONSENT.test(target) ? { path: `before-consent:${target}`, external: true } : undefined;
-          });
-        },
-      },
-    ],
+function runsAsEitherModuleKind(body: string, command: string): string {
+  const internalError = JSON.stringify(`${command}: internal error: `);
+  return `"use strict";
+((run) => {
+  process.on("uncaughtException", (error) => {
+    const detail = (process.env.TELEMETRY_DEBUG && error && error.stack) || \`\${error && error.message || error} (set TELEMETRY_DEBUG=1 for details)\`;
+    process.stderr.write(${internalError} + detail + "\\n");
+    process.exit(1);
   });
-  const code = result.outputFiles[0].text;
-  const shared = [...new Set([...code.matchAll(/require\("before-consent:([^"]+)"\)/g)].map((m) => m[1]))];
-  const contents = [
-    "const vm = require('node:vm');",
-    `const shared = { ${shared.map((file) => `${JSON.stringify(`before-consent:${file}`)}: require(${JSON.stringify(path.join(projectDir, file))})`).join(', ')} };`,
-    `const compiled = vm.compileFunction(${JSON.stringify(code)}, ['exports', 'require', 'module'], { filename: __filename + '#reporter' });`,
-    'const reporter = { exports: {} };',
-    'compiled(reporter.exports, (id) => (Object.hasOwn(shared, id) ? shared[id] : require(id)), reporter);',
-    'module.exports = reporter.exports;',
-  ].join('\n');
-  return {
-    inputs: Object.keys(result.metafile.inputs),
-    plugin: {
-      name: 'reporter-compiled-on-use',
-      setup(build) {
-        build.onResolve({ filter: /^\.\/reporter\.ts$/ }, () => ({ path: 'reporter', namespace: 'reporter' }));
-        build.onLoad({ filter: /.*/, namespace: 'reporter' }, () => ({ contents, loader: 'js', resolveDir: path.join(projectDir, 'src') }));
-      },
-    },
-  };
+  if (typeof require === "function") run(require);
+  else import("node:module").then(({ createRequire }) => run(createRequire(process.execPath)));
+})((function (require) {
+${body}}));
+`;
 }
 
 export async function build({ vendorFile = DEFAULT_VENDOR_FILE, outfile = DEFAULT_OUTFILE }: BuildOptions = {}): Promise<string> {
   const vendor = readVendorFile(vendorFile);
   const toolVersion = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')).version as string;
-  const reporter = await reporterPlugin(JSON.stringify(vendor));
-  const outer = await esbuild({
-    ...COMMON,
+  // One bundle: esbuild turns run.ts's `await import('./reporter.ts')` into a lazy initialiser,
+  // so the code past consent is parsed with the file but evaluated only when the door opens.
+  const result = await esbuild({
+    bundle: true,
+    platform: 'node',
+    format: 'cjs',
+    target: 'node18.19',
+    minify: true,
+    legalComments: 'none',
+    logLevel: 'warning',
     entryPoints: [path.join(projectDir, 'src/main.ts')],
     write: false,
     metafile: true,
     define: { TOOL_VERSION: JSON.stringify(toolVersion) },
-    plugins: [vendorPlugin(JSON.stringify(vendor)), reporter.plugin],
+    plugins: [vendorPlugin(JSON.stringify(vendor))],
   });
-  const outerInputs = Object.keys(outer.metafile.inputs).filter((input) => !input.startsWith('reporter:'));
-  const twice = outerInputs.filter((input) => reporter.inputs.includes(input));
-  if (twice.length > 0) throw new Error(`bundled twice, before and past consent: ${twice.join(', ')} (code before consent may reach code past it only through src/reporter.ts)`);
-  const footer = licenseFooter(bundledPackages([...outerInputs, ...reporter.inputs]));
+  const footer = licenseFooter(bundledPackages(Object.keys(result.metafile.inputs)));
   mkdirSync(path.dirname(outfile), { recursive: true });
-  writeFileSync(outfile, `${banner(vendor)}\n${outer.outputFiles[0].text}${footer}\n`, { mode: 0o755 });
+  writeFileSync(outfile, `${banner(vendor)}\n${runsAsEitherModuleKind(result.outputFiles[0].text, commandName(vendor))}${footer}\n`, { mode: 0o755 });
   await buildDashboard(dashboardOutfile(outfile));
   return outfile;
 }

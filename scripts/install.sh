@@ -3,8 +3,10 @@
 # own install steps in install_files(). The product name and the default config and state dirs
 # are read from the built file's banner, so a vendor's build needs no edit here.
 #
-#   sh install.sh [--prefix DIR] [--user NAME] [--disable-telemetry]
+#   sh install.sh [--src FILE] [--prefix DIR] [--user NAME] [--disable-telemetry]
 #
+# --src is the built file to install: a vendor's own flavour (npm run build -- --vendor FILE
+# --outfile FILE); the default is dist/anonymous-statistics.js next to this script's dir.
 # A vendor's flavour also takes its own opt-out flag and variables, named in the banner.
 # TELEMETRY_CONFIG_DIR and TELEMETRY_STATE_DIR move those dirs; every other TELEMETRY_* variable
 # (endpoint, API key, product version, timeout, debug) reaches node through the environment as is.
@@ -14,7 +16,47 @@
 MARKER=.opt-out-from-anonymous-statistics
 # The built file and the hooks are found next to this script, wherever it is run from.
 HERE=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd) || exit 1
-SRC=${ANONYMOUS_STATISTICS_SRC:-$HERE/../dist/anonymous-statistics.js}
+# Whatever umask root's shell has (077 is common on hardened hosts), every dir made here is
+# 0755, so a service user can reach its state dir and the installed copy; the tool's own state
+# dir is made 0700 by name below (and by the tool itself).
+umask 022
+
+usage_line() {
+  echo "usage: sh install.sh [--src FILE] [--prefix DIR] [--user NAME] [--disable-telemetry${PRODUCT_OPT_OUT_FLAG:+ | $PRODUCT_OPT_OUT_FLAG}]"
+}
+# One line on stderr naming what is wrong, then exit 2: nothing is installed or sent.
+bad_usage() {
+  echo "install.sh: $1 ($(usage_line))" >&2
+  exit 2
+}
+
+SRC=$HERE/../dist/anonymous-statistics.js
+PREFIX=
+SERVICE_USER=
+OPT_OUT=
+HELP=
+# The only option not known here is the flavour's own opt-out flag, known once its banner is read.
+OTHER=
+while [ $# -gt 0 ]; do
+  case $1 in
+    --src | --prefix | --user) [ $# -ge 2 ] || bad_usage "$1 needs a value" ;;
+  esac
+  case $1 in
+    --src) SRC=$2; shift 2 ;;
+    --src=*) SRC=${1#--src=}; shift ;;
+    --prefix) PREFIX=$2; shift 2 ;;
+    --prefix=*) PREFIX=${1#--prefix=}; shift ;;
+    --user) SERVICE_USER=$2; shift 2 ;;
+    --user=*) SERVICE_USER=${1#--user=}; shift ;;
+    --disable-telemetry) OPT_OUT=--disable-telemetry; shift ;;
+    -h | --help) HELP=1; shift ;;
+    *)
+      [ -z "$OTHER" ] || [ "$OTHER" = "$1" ] || bad_usage "unknown option $1"
+      OTHER=$1
+      shift
+      ;;
+  esac
+done
 
 # The banner's "// <key>: <value>" lines, the file's first lines after the shebang (README
 # "What an installer reads from the built file").
@@ -27,40 +69,28 @@ DEFAULT_STATE_DIR=$(banner state-dir)
 # The vendor's own spelling of --disable-telemetry, and its opt-out variables, if it set any.
 PRODUCT_OPT_OUT_FLAG=$(banner opt-out-flag)
 PRODUCT_OPT_OUT_ENV=$(banner opt-out-env)
+
+if [ -n "$HELP" ]; then
+  usage_line
+  echo "installs $SRC${PRODUCT:+ ($PRODUCT)} under <prefix>/lib/<product>/; --user gives the service user its state dir"
+  exit 0
+fi
+if ! [ -f "$SRC" ] || ! [ -r "$SRC" ]; then bad_usage "--src $SRC: no such readable file"; fi
 case $PRODUCT in
-  '' | */* | .*) echo "install.sh: $SRC has no usable '// product:' banner line; is it a built anonymous-statistics.js?" >&2; exit 1 ;;
+  '' | */* | .*) bad_usage "--src $SRC has no usable '// product:' banner line; is it a built anonymous-statistics.js?" ;;
 esac
 for dir in "$DEFAULT_CONFIG_DIR" "$DEFAULT_STATE_DIR"; do
   case $dir in
     /?*) ;;
-    *) echo "install.sh: $SRC has no absolute '// config-dir:' and '// state-dir:' banner lines" >&2; exit 1 ;;
+    *) bad_usage "--src $SRC has no absolute '// config-dir:' and '// state-dir:' banner lines" ;;
   esac
 done
-
-usage() {
-  echo "usage: sh install.sh [--prefix DIR] [--user NAME] [--disable-telemetry${PRODUCT_OPT_OUT_FLAG:+ | $PRODUCT_OPT_OUT_FLAG}]" >&2
-  exit 2
-}
-
-PREFIX=
-SERVICE_USER=
-OPT_OUT=
-while [ $# -gt 0 ]; do
-  case $1 in
-    --prefix) [ $# -ge 2 ] || usage; PREFIX=$2; shift 2 ;;
-    --prefix=*) PREFIX=${1#--prefix=}; shift ;;
-    --user) [ $# -ge 2 ] || usage; SERVICE_USER=$2; shift 2 ;;
-    --user=*) SERVICE_USER=${1#--user=}; shift ;;
-    --disable-telemetry) OPT_OUT=--disable-telemetry; shift ;;
-    *)
-      if [ -z "$PRODUCT_OPT_OUT_FLAG" ] || [ "$1" != "$PRODUCT_OPT_OUT_FLAG" ]; then usage; fi
-      OPT_OUT=$1
-      shift
-      ;;
-  esac
-done
+if [ -n "$OTHER" ]; then
+  if [ -z "$PRODUCT_OPT_OUT_FLAG" ] || [ "$OTHER" != "$PRODUCT_OPT_OUT_FLAG" ]; then bad_usage "unknown option $OTHER"; fi
+  OPT_OUT=$OTHER
+fi
 PREFIX=${PREFIX%/}  # "--prefix /" and the default both give /lib, /etc, /var/lib
-case $SERVICE_USER in -*) usage ;; esac
+case $SERVICE_USER in -*) bad_usage "--user $SERVICE_USER is not a user name" ;; esac
 
 # Same rule as the tool: any non-empty value opts out, "0" too (doubt resolves toward privacy).
 [ -n "${DISABLE_TELEMETRY:-}" ] && OPT_OUT=DISABLE_TELEMETRY
@@ -125,6 +155,9 @@ install_files() {
     install_atomically "$LIB_DIR/stop-exit-code.sh" 0755 <"$HERE/systemd/stop-exit-code.sh" &&
     sed "s|^: \"\${ANONYMOUS_STATISTICS_JS:=.*}\"\$|: \"\${ANONYMOUS_STATISTICS_JS:=$LIB_DIR/anonymous-statistics.js}\"|" \
       "$HERE/sysv/anonymous-statistics-hook.sh" | install_atomically "$LIB_DIR/anonymous-statistics-hook.sh" 0755 &&
+    # The dirs above the state dir are made here, 0755: left to the tool, running as root, they
+    # would be its own (0700), and a service user could not reach the state dir below them.
+    mkdir -p "$(dirname -- "$STATE_DIR")" &&
     # StateDirectory= gives a systemd unit's User= its dir under /var/lib; anywhere else (a
     # --prefix, a SysV service) the service user gets it here. The tool uses no dir it does not own.
     if [ -n "$SERVICE_USER" ]; then

@@ -1,11 +1,9 @@
 /**
- * The one door past consent: everything after the opt-out check (collect, build, then print for
- * a dry run, or store and deliver). run.ts loads it only once consent is given (or a person asked
- * to look: --dry-run, status, history), so an opted-out run never evaluates detection, crypto,
- * HTTP or outbox code. Code before the door reaches past it only through this file
- * (test/boundary.test.ts keeps it that way); what the code past it needs of the run comes in the
- * Context, and the few modules from before the door it uses are handed over by the build, not
- * bundled twice (scripts/build.ts).
+ * The one door past consent: everything after the opt-out check, as a recipe. Open the store,
+ * admit the event (the crash-loop slot, then one state write), collect, send, record. run.ts loads
+ * this file only once consent is given (or a person asked to look: --dry-run, status, history),
+ * so an opted-out run never evaluates detection, crypto, HTTP or outbox code; code before the door
+ * reaches past it only through this file (test/boundary.test.ts keeps it that way).
  */
 import path from 'node:path';
 import type { EventName, EventProperties } from './cli/events.ts';
@@ -17,7 +15,7 @@ import { readText } from './collect/detect/fs.ts';
 import { detectSystem } from './collect/detect/index.ts';
 import { distinctId, identitySource } from './collect/identity.ts';
 import { SCHEMA_VERSION, toCapture, type CaptureEvent } from './collect/payload.ts';
-import { createScrubber, cut } from './collect/scrub.ts';
+import { createScrubber, cut, scrubSystemValue } from './collect/scrub.ts';
 import { productVersionProperties } from './collect/version.ts';
 import { deliverNew, enforceCaps, flushOutbox, type Delivery, type FlushResult } from './deliver/delivery.ts';
 import { captureUrl } from './deliver/urls.ts';
@@ -65,9 +63,15 @@ function scrubbed(properties: EventProperties, settings: Settings, ctx: Context)
   );
 }
 
-/** System files are not ours: their values are capped like free text. */
+/** A version as products and kernels write them (`1.2.3.4`, `6.1.0-18-amd64`): a version, not an address. */
+const PLAIN_VERSION = /^v?\d+(\.\d+){0,4}([-+~][0-9A-Za-z.+~-]*)?$/;
+
+/**
+ * Values this tool reads or is handed rather than free text (os-release fields, the kernel, the
+ * product version) are not ours: scrubbed and cut like free text, a plain version excepted.
+ */
 function capped<T extends Record<string, unknown>>(properties: T): T {
-  return Object.fromEntries(Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? cut(value) : value])) as T;
+  return Object.fromEntries(Object.entries(properties).map(([key, value]) => [key, typeof value === 'string' ? (PLAIN_VERSION.test(value) ? cut(value) : scrubSystemValue(value)) : value])) as T;
 }
 
 interface Identity {

@@ -91,6 +91,10 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
     ctx.debug(`not sending ${command}: ${optOut.detail}`);
     return 0;
   }
+  if (settings.exampleKeyProblem && !settings.dryRun) {
+    ctx.stderr(`${commandName(ctx.vendor)}: ${settings.exampleKeyProblem}\n`);
+    return 0;
+  }
   const reporter = await import('./reporter.ts');
   if (ctx.backgroundChild) await reporter.sendWaiting(settings, ctx);
   // The detached child runs the same command line (as a child it only sends what waits): taking
@@ -112,6 +116,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       opt_outs: active,
       marker_file: markerPath(settings.configDir),
       install_settings: settings.installFile ?? null,
+      sending_refused: settings.exampleKeyProblem ?? null,
       log_file: settings.logFile ?? null,
       product: settings.product,
       ...describeState(settings, ctx),
@@ -145,6 +150,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       ctx.stderr(`${commandName(ctx.vendor)}: telemetry is off (${optOut.detail}); nothing was sent\n`);
       return 0;
     }
+    if (settings.exampleKeyProblem) throw new CommandError(settings.exampleKeyProblem);
     ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
     const { flush } = await import('./reporter.ts');
     const result = await flush(settings, ctx);
@@ -157,6 +163,12 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     const settings = settingsOf(values, ctx, true);
     // Before anything is read: an opted-out host computes no id for its dashboard either.
     if (activeOptOuts(settings, ctx, true).length > 0) {
+      ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);
+      return 0;
+    }
+    // The dashboard would send with the key it is handed.
+    if (settings.exampleKeyProblem) {
+      ctx.stderr(`${commandName(ctx.vendor)}: ${settings.exampleKeyProblem}\n`);
       ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);
       return 0;
     }
@@ -178,6 +190,7 @@ interface StatusReport {
   opt_outs: OptOut[];
   marker_file: string;
   install_settings: string | null;
+  sending_refused: string | null;
   endpoint: string;
   machine_id: string;
   state_dir: string | null;
@@ -192,7 +205,9 @@ function formatStatus(report: StatusReport, advice: OptOutAdvice): string {
   const lines = [`telemetry: ${report.telemetry}`];
   for (const optOut of report.opt_outs) lines.push(`  off because ${optOut.detail}`);
   if (report.opt_outs.length === 0) lines.push(`  to turn it off: ${advice.variable}, ${advice.flag}, or \`${advice.command}\` (creates ${report.marker_file})`);
-  lines.push(`product: ${report.product}`, `endpoint: ${report.endpoint}`, `machine id: ${report.machine_id}`);
+  lines.push(`product: ${report.product}`, `endpoint: ${report.endpoint}`);
+  if (report.sending_refused) lines.push(`  ${report.sending_refused}`);
+  lines.push(`machine id: ${report.machine_id}`);
   if (report.install_settings) lines.push(`installer's settings: ${report.install_settings}`);
   for (const unusable of report.unusable_state_dirs) lines.push(`state dir ${unusable.dir} is unusable: it ${unusable.reason}`);
   lines.push(

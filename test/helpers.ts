@@ -1,6 +1,6 @@
 import { openStore, type Store } from '../src/store/store.ts';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
@@ -143,9 +143,45 @@ export function runBundle(args: string[], env: Record<string, string> = {}, node
   return runBuilt(BUNDLE, args, env, node);
 }
 
-/** runBundle under a wrapper that changes how it runs: `['setpriv', '--reuid=65534', ...]`, `['prlimit', '--fsize=1024']`. */
+/**
+ * runBundle under a wrapper that changes how it runs: `['setpriv', '--reuid=65534', ...]`,
+ * `['prlimit', '--fsize=1024']`. The wrapper may run it as another user, so it runs the copies
+ * that any user can reach.
+ */
 export function runBundleUnder(wrapper: string[], args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  return runCommand(wrapper[0], [...wrapper.slice(1), NODE_UNDER_TEST, BUNDLE, ...args], env);
+  const { node, bundle, trap } = reachableByAnyUser();
+  return runCommand(wrapper[0], [...wrapper.slice(1), node, bundle, ...args], { NODE_OPTIONS: `--require ${trap}`, ...env });
+}
+
+let reachable: { node: string; bundle: string; trap: string } | undefined;
+/**
+ * What a test runs as another user (node, the built file, the loopback-only trap), in a 0755 dir
+ * of its own: a checkout in a private dir (a `mktemp -d` clone, a 0700 home) is out of that
+ * user's reach, and so is a node fetched under root's home. Made once per test process.
+ */
+export function reachableByAnyUser(): { node: string; bundle: string; trap: string } {
+  if (reachable === undefined) {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'anon-stats-shared-'));
+    chmodSync(dir, 0o755);
+    process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+    const copy = (file: string, name: string) => {
+      const target = path.join(dir, name);
+      copyFileSync(file, target);
+      chmodSync(target, 0o755);
+      return target;
+    };
+    // node is large and never rewritten in place: a hard link where the file system allows one.
+    const link = (file: string, name: string) => {
+      try {
+        linkSync(file, path.join(dir, name));
+        return path.join(dir, name);
+      } catch {
+        return copy(file, name);
+      }
+    };
+    reachable = { node: link(NODE_UNDER_TEST, 'node'), bundle: copy(BUNDLE, 'anonymous-statistics.js'), trap: copy(TRAP, 'no-remote-trap.cjs') };
+  }
+  return reachable;
 }
 
 /** runBundle for another build of the tool, such as a vendor flavour a test built. */

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import type { Endpoint } from '../scripts/endpoint.ts';
-import { BUNDLE, endpoint, NODE_UNDER_TEST, PROJECT_DIR, tempDir, TRAP_LOG, trapViolations, type CliResult } from './helpers.ts';
+import { BUNDLE, endpoint, NODE_UNDER_TEST, PROJECT_DIR, reachableByAnyUser, tempDir, TRAP_LOG, trapViolations, unlessRoot, type CliResult } from './helpers.ts';
 
 /**
  * The pieces a vendor copies around the built file: the example installer, the systemd drop-in
@@ -35,8 +35,6 @@ function run(file: string, args: string[], env: Record<string, string> = {}): Pr
   const started = performance.now();
   const fullEnv = {
     PATH: `${path.dirname(NODE_UNDER_TEST)}:${process.env.PATH ?? '/usr/bin:/bin'}`,
-    // The installer installs the file built from the current src/.
-    ANONYMOUS_STATISTICS_SRC: BUNDLE,
     NODE_OPTIONS: `--require ${TRAP}`,
     TRAP_LOG,
     ...env,
@@ -84,6 +82,11 @@ function pathWithoutNode(t: TestContext): string {
 // ---------------------------------------------------------------------------------------------
 // scripts/install.sh
 
+/** The installer run as a vendor runs it, on `src` (the file built from the current src/ unless a test built its own). */
+function install(args: string[], env: Record<string, string>, src = BUNDLE): Promise<CliResult> {
+  return run('/bin/sh', [INSTALLER, '--src', src, ...args], env);
+}
+
 /** The first-run notice, which the installer has the tool show on its stderr. */
 const NOTICE = /anonymous usage statistics/g;
 
@@ -109,7 +112,7 @@ test('the installer puts a runnable file in the prefix, reports one successful i
   const server = await endpoint(t);
   const { base, config, env } = telemetryEnv(t, server);
   const prefix = path.join(base, 'prefix');
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], env);
+  const result = await install(['--prefix', prefix], env);
   assert.equal(result.code, 0, result.stderr);
   assert.equal(result.stderr.match(NOTICE)?.length, 1, `the notice, once, on the installer's stderr: ${result.stderr}`);
   assert.ok(result.ms < PROMPT_MS, `the installer took ${Math.round(result.ms)} ms`);
@@ -131,7 +134,7 @@ test('the installer puts a runnable file in the prefix, reports one successful i
   assert.equal(String(events[0].properties.install_code), '0');
   assert.equal(existsSync(path.join(config, MARKER)), false, 'no opt-out marker when opted in');
 
-  const again = await run('/bin/sh', [INSTALLER, '--prefix', prefix], env);
+  const again = await install(['--prefix', prefix], env);
   assert.equal(again.code, 0, again.stderr);
   assert.equal(again.stderr, '', 'the notice is shown once per state dir');
   assert.equal((await eventsArriving(server, 2)).length, 2);
@@ -142,10 +145,10 @@ test('the installer records its dirs beside the installed copy, which uses them,
   const { base, env } = telemetryEnv(t, server);
   const prefix = path.join(base, 'prefix');
   const { TELEMETRY_CONFIG_DIR: _config, TELEMETRY_STATE_DIR: _state, ...installEnv } = env;
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], installEnv);
+  const result = await install(['--prefix', prefix], installEnv);
   assert.equal(result.code, 0, result.stderr);
   const lib = path.join(prefix, 'lib/example-daemon');
-  const state = path.join(prefix, 'var/lib/example-daemon');
+  const state = path.join(prefix, 'var/lib/example-daemon/anonymous-statistics');
   assert.deepEqual(JSON.parse(readFileSync(path.join(lib, 'anonymous-statistics.json'), 'utf8')), {
     configDir: path.join(prefix, 'etc/example-daemon'),
     stateDir: state,
@@ -165,7 +168,7 @@ test("the installer's TELEMETRY_CONFIG_DIR and TELEMETRY_STATE_DIR are what it r
   const server = await endpoint(t);
   const { base, config, state, env } = telemetryEnv(t, server);
   const prefix = path.join(base, 'prefix');
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], env);
+  const result = await install(['--prefix', prefix], env);
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(JSON.parse(readFileSync(path.join(prefix, 'lib/example-daemon/anonymous-statistics.json'), 'utf8')), { configDir: config, stateDir: state });
   await eventsArriving(server, 1);
@@ -176,7 +179,7 @@ test("the product name and default dirs come from the built file's banner", asyn
   const base = tempDir(t);
   const src = vendorBuild(t, { product: 'other-daemon', 'config-dir': '/etc/other/conf', 'state-dir': '/var/lib/other "quoted"' });
   const prefix = path.join(base, 'prefix');
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], { ...bare(server), ANONYMOUS_STATISTICS_SRC: src });
+  const result = await install(['--prefix', prefix], bare(server), src);
   assert.equal(result.code, 0, result.stderr);
   assert.deepEqual(JSON.parse(readFileSync(path.join(prefix, 'lib/other-daemon/anonymous-statistics.json'), 'utf8')), {
     configDir: path.join(prefix, 'etc/other/conf'),
@@ -189,22 +192,52 @@ test("the product name and default dirs come from the built file's banner", asyn
   assert.match(readFileSync(history, 'utf8'), /"sent"/, 'the report used the recorded state dir');
 });
 
-test('the installer refuses a file without the banner, installing nothing', async (t) => {
+test('the installer refuses a --src that is not a built file with the banner, in one line, installing nothing', async (t) => {
   const base = tempDir(t);
   const src = path.join(base, 'anonymous-statistics.js');
   writeFileSync(src, readFileSync(BUNDLE, 'utf8').replace(/^\/\/ product: .*\n/m, ''));
   const prefix = path.join(base, 'prefix');
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], { TELEMETRY_ENDPOINT: 'http://127.0.0.1:9/', ANONYMOUS_STATISTICS_SRC: src });
-  assert.equal(result.code, 1);
-  assert.match(result.stderr, /no usable '\/\/ product:' banner line/);
+  const cases: [string, RegExp][] = [
+    [src, /^install\.sh: --src .*anonymous-statistics\.js has no usable '\/\/ product:' banner line; is it a built anonymous-statistics\.js\? \(usage: sh install\.sh \[--src FILE\].*\)\n$/],
+    [path.join(base, 'missing.js'), /^install\.sh: --src .*missing\.js: no such readable file \(usage: .*\)\n$/],
+  ];
+  for (const [file, message] of cases) {
+    const result = await install(['--prefix', prefix], { TELEMETRY_ENDPOINT: 'http://127.0.0.1:9/' }, file);
+    assert.equal(result.code, 2, file);
+    assert.match(result.stderr, message);
+  }
   assert.equal(existsSync(prefix), false);
+});
+
+test('--src installs exactly that flavour under its own product name; without --src, dist/anonymous-statistics.js', async (t) => {
+  const server = await endpoint(t);
+  const base = tempDir(t);
+  const flavour = vendorBuild(t, { product: 'acme-daemon', 'config-dir': '/etc/acme', 'state-dir': '/var/lib/acme' });
+  const result = await install(['--prefix', path.join(base, 'vendor')], bare(server), flavour);
+  assert.equal(result.code, 0, result.stderr);
+  assert.ok(readFileSync(path.join(base, 'vendor/lib/acme-daemon/anonymous-statistics.js')).equals(readFileSync(flavour)));
+  assert.deepEqual(readdirSync(path.join(base, 'vendor/lib')), ['acme-daemon']);
+  await eventsArriving(server, 1);
+
+  // Opted out, so the committed example build sends nothing.
+  const plain = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'default'), '--disable-telemetry'], bare(server));
+  assert.equal(plain.code, 0, plain.stderr);
+  assert.ok(readFileSync(path.join(base, 'default/lib/example-daemon/anonymous-statistics.js')).equals(readFileSync(path.join(PROJECT_DIR, 'dist/anonymous-statistics.js'))));
+});
+
+test('install.sh --help prints the usage on stdout and exits 0, installing nothing', async (t) => {
+  const base = tempDir(t);
+  const result = await install(['--help', '--prefix', path.join(base, 'prefix')], {});
+  assert.deepEqual([result.code, result.stderr], [0, '']);
+  assert.match(result.stdout, /^usage: sh install\.sh \[--src FILE\] \[--prefix DIR\] \[--user NAME\] \[--disable-telemetry\]\n/);
+  assert.deepEqual(readdirSync(base), []);
 });
 
 test('the installer returns at once even when the endpoint never answers', async (t) => {
   const server = await endpoint(t, { kind: 'hang' });
   const { base, env } = telemetryEnv(t, server);
   // A foreground send would wait this long for the hanging endpoint.
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix')], { ...env, TELEMETRY_TIMEOUT_MS: '8000' });
+  const result = await install(['--prefix', path.join(base, 'prefix')], { ...env, TELEMETRY_TIMEOUT_MS: '8000' });
   assert.equal(result.code, 0, result.stderr);
   assert.ok(result.ms < PROMPT_MS, `the installer waited ${Math.round(result.ms)} ms on the network`);
   const deadline = Date.now() + 5000;
@@ -226,7 +259,7 @@ test('an opted-out install writes the marker, starts no report, and the installe
     const server = await endpoint(t);
     const { base, config, state, env } = telemetryEnv(t, server);
     const prefix = path.join(base, 'prefix');
-    const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix, ...flags], { ...env, ...optOutEnv });
+    const result = await install(['--prefix', prefix, ...flags], { ...env, ...optOutEnv });
     assert.equal(result.code, 0, `${name}: ${result.stderr}`);
     assert.equal(result.stderr, '', name);
     assert.match(result.stdout, /anonymous statistics disabled/, name);
@@ -257,7 +290,7 @@ test("a vendor's opt-out flag and variables, named in the banner, opt the instal
   for (const [name, flags, optOutEnv, optedOut] of cases) {
     const server = await endpoint(t);
     const { base, config, env } = telemetryEnv(t, server);
-    const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix'), ...flags], { ...env, ...optOutEnv, ANONYMOUS_STATISTICS_SRC: src });
+    const result = await install(['--prefix', path.join(base, 'prefix'), ...flags], { ...env, ...optOutEnv }, src);
     assert.equal(result.code, 0, `${name}: ${result.stderr}`);
     assert.equal(existsSync(path.join(config, MARKER)), optedOut, `${name}: the marker`);
     if (optedOut) assert.equal(server.requests.length, 0, `${name}: no report`);
@@ -269,17 +302,54 @@ test('--user gives the state dir to the service user', async (t) => {
   const server = await endpoint(t);
   const { base, state, env } = telemetryEnv(t, server);
   const me = os.userInfo().username;
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix'), '--user', me], env);
+  const result = await install(['--prefix', path.join(base, 'prefix'), '--user', me], env);
   assert.equal(result.code, 0, result.stderr);
   const stat = statSync(state);
   assert.deepEqual([stat.uid, stat.mode & 0o777], [os.userInfo().uid, 0o700]);
   await eventsArriving(server, 1);
 });
 
+test('under umask 077, in either order of the README lines, every dir the installer makes is 0755 and the service user gets its 0700 state dir', { skip: unlessRoot('--user nobody, then running as nobody') }, async (t) => {
+  const { node, trap } = reachableByAnyUser();
+  const orders: [string, string[][]][] = [
+    ['--prefix, then --prefix --user', [[], ['--user', 'nobody']]],
+    ['--prefix --user, then --prefix', [['--user', 'nobody'], []]],
+  ];
+  for (const [order, runs] of orders) {
+    const server = await endpoint(t);
+    const base = tempDir(t);
+    chmodSync(base, 0o755);
+    const prefix = path.join(base, 'opt/example');
+    // node, and the trap every node below preloads, from where nobody can reach them (su resets PATH, not NODE_OPTIONS).
+    // A root run finds the state dir nobody's and takes its fallback in a temp dir of this test's own.
+    const env = { PATH: `${path.dirname(node)}:${process.env.PATH ?? '/usr/bin:/bin'}`, NODE_OPTIONS: `--require ${trap}`, TMPDIR: tempDir(t), ...bare(server) };
+    for (const flags of runs) {
+      const result = await run('/bin/sh', ['-c', 'umask 077 && exec /bin/sh "$@"', 'sh', INSTALLER, '--src', BUNDLE, '--prefix', prefix, ...flags], env);
+      assert.equal(result.code, 0, `${order}: ${result.stderr}`);
+    }
+    await eventsArriving(server, 2);
+    const state = path.join(prefix, 'var/lib/example-daemon/anonymous-statistics');
+    for (const dir of [base, path.join(base, 'opt'), prefix, ...['lib', 'lib/example-daemon', 'etc', 'etc/example-daemon', 'var', 'var/lib', 'var/lib/example-daemon'].map((rel) => path.join(prefix, rel))]) {
+      assert.equal((statSync(dir).mode & 0o777).toString(8), '755', `${order}: ${dir}`);
+    }
+    const nobody = Number(execFileSync('id', ['-u', 'nobody'], { encoding: 'utf8' }));
+    assert.deepEqual([(statSync(state).mode & 0o777).toString(8), statSync(state).uid], ['700', nobody], `${order}: the state dir`);
+
+    // The installed copy run bare by the service user, as its hook runs it: the installer's state dir is its.
+    const asNobody = (args: string[]) =>
+      run('setpriv', [`--reuid=${nobody}`, `--regid=${nobody}`, '--clear-groups', node, path.join(prefix, 'lib/example-daemon/anonymous-statistics.js'), ...args], env);
+    const status = JSON.parse((await asNobody(['status', '--json'])).stdout);
+    assert.deepEqual([status.state_dir, status.unusable_state_dirs], [state, []], order);
+    const started = await asNobody(['start']);
+    assert.deepEqual([started.code, started.stderr], [0, ''], order);
+    assert.deepEqual((await eventsArriving(server, 3)).map((event) => event.event), ['install', 'install', 'start'], order);
+  }
+});
+
 test('--user with an unknown user is a usage error, before anything is installed or sent', async (t) => {
   const server = await endpoint(t);
   const { base, env } = telemetryEnv(t, server);
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix'), '--user', 'no-such-user-here'], env);
+  const result = await install(['--prefix', path.join(base, 'prefix'), '--user', 'no-such-user-here'], env);
   assert.equal(result.code, 2);
   assert.match(result.stderr, /no such user: no-such-user-here/);
   assert.deepEqual(readdirSync(base), []);
@@ -291,7 +361,7 @@ test('a failed install is reported as a failure and keeps its own exit status', 
   const { base, env } = telemetryEnv(t, server);
   const notADir = path.join(base, 'file');
   writeFileSync(notADir, '');
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', notADir], env);
+  const result = await install(['--prefix', notADir], env);
   assert.equal(result.code, 1);
   assert.match(result.stderr, /installation failed \(status 1\)/);
   const events = await eventsArriving(server, 1);
@@ -303,12 +373,12 @@ test('a report that fails never changes the installer exit status', async (t) =>
   const base = tempDir(t);
   // A non-loopback http: endpoint is a usage error: the tool exits 2 before any connection.
   const env = { TELEMETRY_ENDPOINT: 'http://203.0.113.7/', TELEMETRY_CONFIG_DIR: path.join(base, 'config'), TELEMETRY_STATE_DIR: path.join(base, 'state') };
-  const ok = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix')], env);
+  const ok = await install(['--prefix', path.join(base, 'prefix')], env);
   assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stderr, /non-loopback host/, 'the broken configuration is visible');
   const notADir = path.join(base, 'file');
   writeFileSync(notADir, '');
-  const failed = await run('/bin/sh', [INSTALLER, '--prefix', notADir], env);
+  const failed = await install(['--prefix', notADir], env);
   assert.equal(failed.code, 1, failed.stderr);
 });
 
@@ -316,7 +386,7 @@ test('without node on PATH the installer installs, says so in one line, and exit
   const server = await endpoint(t);
   const { base, env } = telemetryEnv(t, server);
   const prefix = path.join(base, 'prefix');
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', prefix], { ...env, PATH: pathWithoutNode(t) });
+  const result = await install(['--prefix', prefix], { ...env, PATH: pathWithoutNode(t) });
   assert.equal(result.code, 0, result.stderr);
   assert.match(result.stderr, /^example-daemon: node not found on PATH; the anonymous install report is skipped\n$/);
   assert.ok(existsSync(path.join(prefix, 'lib/example-daemon/anonymous-statistics.js')));
@@ -327,9 +397,9 @@ test('without node on PATH the installer installs, says so in one line, and exit
 test('the installer refuses an unknown option with exit 2, installing and sending nothing', async (t) => {
   const server = await endpoint(t);
   const { base, env } = telemetryEnv(t, server);
-  const result = await run('/bin/sh', [INSTALLER, '--prefix', path.join(base, 'prefix'), '--bogus'], env);
+  const result = await install(['--prefix', path.join(base, 'prefix'), '--bogus'], env);
   assert.equal(result.code, 2);
-  assert.match(result.stderr, /usage: sh install.sh/);
+  assert.match(result.stderr, /^install\.sh: unknown option --bogus \(usage: sh install\.sh .*\)\n$/);
   assert.deepEqual(readdirSync(base), []);
   assert.equal(server.requests.length, 0);
 });
@@ -369,7 +439,7 @@ test("the drop-in gives the unit's user the state dir the tool defaults to", () 
   const settings = readFileSync(DROP_IN, 'utf8').split('\n').filter((line) => /^StateDirectory/.test(line));
   const vendor = JSON.parse(readFileSync(path.join(PROJECT_DIR, 'vendor.json'), 'utf8')) as { stateDir: string };
   // StateDirectory= names a dir below /var/lib, owned by User= and chowned to it at each start.
-  assert.deepEqual(settings, [`StateDirectory=${path.relative('/var/lib', vendor.stateDir)}`, 'StateDirectoryMode=0700']);
+  assert.deepEqual(settings, [`StateDirectory=${path.relative('/var/lib', vendor.stateDir)}`]);
 });
 
 const STOPS: [Record<string, string>, number][] = [

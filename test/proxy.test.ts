@@ -76,7 +76,8 @@ async function proxiedReceiver(t: TestContext, certificateName = NAME) {
   const url = `https://${NAME}:${new URL(server.url).port}`;
   const stateDir = (name: string) => path.join(dir, name);
   const run = (args: string[], env: Record<string, string>, state = 'state') =>
-    runBundle([...args, '--endpoint', url, '--state-dir', stateDir(state), '--config-dir', dir, '--root', root], { TRAP_LOG: trapLog, ...env });
+    // A key of its own: the example build's placeholder key is sent to loopback endpoints only.
+    runBundle([...args, '--endpoint', url, '--api-key', 'phc_proxy_test', '--state-dir', stateDir(state), '--config-dir', dir, '--root', root], { TRAP_LOG: trapLog, ...env });
   const queued = async (state = 'state') => JSON.parse((await runBundle(['status', '--json', '--state-dir', stateDir(state), '--config-dir', dir])).stdout).queued_events as number;
   const trapped = () => {
     try {

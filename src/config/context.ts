@@ -33,7 +33,7 @@ export interface Context {
   /** Our uid, to check that the state dir is ours; undefined where there are no uids. */
   uid: number | undefined;
   isProcessAlive: (pid: number) => boolean;
-  /** Starts this same file with `args`, detached from our session and stdio, and does not wait. Throws when it cannot. */
+  /** Starts this same file with `args`, detached from our session and stdio, and does not wait. Throws when it cannot be started. */
   spawnDetached: (args: readonly string[]) => void;
   /** A line on stderr when TELEMETRY_DEBUG is set: why an event was skipped or not delivered. */
   debug: (line: string) => void;
@@ -205,35 +205,15 @@ function isProcessAlive(pid: number): boolean {
 }
 
 /**
- * Starts `command` detached: `/bin/sh` puts it in the background and exits at once, so the
- * synchronous spawn returns as soon as the shell has forked. Done through Node's spawn_sync
- * binding because loading node:child_process (and node:net with it) costs a --background caller
- * ~7 ms, a quarter of its whole run (npm run bench); where the binding is gone, child_process.
+ * Starts `command` in a session of its own with no stdio of ours, and does not wait for it: a
+ * service manager stopping the caller's unit, or the caller's terminal closing, leaves it be.
  */
 function spawnDetached(command: readonly string[], env: NodeJS.ProcessEnv): void {
-  // "$@" hands the arguments over unparsed: nothing in them is ever read as shell syntax.
-  const shellArgs = ['sh', '-c', 'exec "$@" </dev/null >/dev/null 2>&1 &', 'sh', ...command];
-  let binding: { spawn: (options: object) => { error?: number; status: number | null } } | undefined;
-  try {
-    binding = (process as unknown as { binding: (name: string) => typeof binding }).binding('spawn_sync');
-  } catch {
-    binding = undefined;
-  }
-  if (binding) {
-    const ignore = { type: 'ignore' };
-    const result = binding.spawn({
-      file: '/bin/sh',
-      args: shellArgs,
-      envPairs: Object.entries(env).map(([key, value]) => `${key}=${value}`),
-      stdio: [ignore, ignore, ignore],
-      detached: true,
-      windowsHide: true,
-    });
-    if (result.error || result.status !== 0) throw new Error(`cannot start the background sender (${result.error ?? `status ${result.status}`})`);
-    return;
-  }
   const { spawn } = require('node:child_process') as typeof import('node:child_process');
   const child = spawn(command[0], command.slice(1), { detached: true, stdio: 'ignore', windowsHide: true, env });
+  // A program that cannot be started (ENOENT, EACCES, EAGAIN) leaves no pid at once, and an
+  // 'error' event for later, when this run has moved on.
   child.on('error', () => undefined);
+  if (child.pid === undefined) throw new Error(`cannot start the background sender ${command[0]}`);
   child.unref();
 }

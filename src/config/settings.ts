@@ -2,7 +2,7 @@ import path from 'node:path';
 import { UsageError } from '../errors.ts';
 import type { InstallSettings } from './install.ts';
 import { SINK_NAMES, sinkProblem, type OptOutMeaning, type SinkName, type VendorConfig } from './vendor.ts';
-import { endpointProblem } from './endpoint-url.ts';
+import { endpointProblem, isLoopbackHost } from './endpoint-url.ts';
 
 export { isLoopbackHost } from './endpoint-url.ts';
 
@@ -32,7 +32,17 @@ export interface Settings {
   /** The installer's settings file beside this copy, when there is one, and why it cannot be used. */
   installFile: string | undefined;
   installProblem: string | undefined;
+  /** Why no event may leave this machine: the API key is still the example build's placeholder. */
+  exampleKeyProblem: string | undefined;
 }
+
+/**
+ * The placeholder key of the example build (vendor.json). A build that still has it sends to
+ * loopback only (the tests, `npm run endpoint`): its events would otherwise reach PostHog under
+ * a key that is nobody's. The key decides, not the endpoint: us.i.posthog.com is PostHog's own,
+ * which a vendor's real key uses too.
+ */
+export const EXAMPLE_API_KEY = 'phc_example_replace_at_build_time';
 
 const DEFAULT_TIMEOUT_MS = 2000;
 const MAX_TIMEOUT_MS = 10 * 60 * 1000;
@@ -57,28 +67,35 @@ function nonEmpty(source: Source): string {
   return source.value;
 }
 
-function directory(source: Source): string {
-  return path.resolve(nonEmpty(source));
+/** A relative path is taken from the working directory, which may be gone (a removed build dir, say). */
+function absolutePath(source: Source): string {
+  const value = nonEmpty(source);
+  try {
+    return path.resolve(value);
+  } catch {
+    throw new UsageError(`${source.name} "${value}" is relative, and the working directory it is relative to is gone`);
+  }
 }
 
 /** Merge order written out once: build-time default, then the installer's file, then environment, then flag. */
 export function resolveSettings(values: OptionValues, env: Env, vendor: VendorConfig, install: InstallSettings = {}): Settings {
   const logFile = pick(values, env, 'log-file', 'TELEMETRY_LOG_FILE', undefined);
   const productVersion = pick(values, env, 'product-version', 'TELEMETRY_PRODUCT_VERSION', undefined);
+  const endpoint = parseEndpoint(pick(values, env, 'endpoint', 'TELEMETRY_ENDPOINT', vendor.endpoint) as Source);
   const sink = parseSink(pick(values, env, 'sink', 'TELEMETRY_SINK', vendor.sink ?? 'posthog') as Source, vendor);
   const apiKey = pick(values, env, 'api-key', 'TELEMETRY_API_KEY', vendor.apiKey);
   if (sink === 'posthog' && apiKey === undefined) throw new UsageError('the posthog sink needs an API key: --api-key or TELEMETRY_API_KEY (this build has none)');
   return {
     product: vendor.product,
-    endpoint: parseEndpoint(pick(values, env, 'endpoint', 'TELEMETRY_ENDPOINT', vendor.endpoint) as Source),
+    endpoint,
     apiKey: apiKey === undefined ? '' : nonEmpty(apiKey),
     sink,
-    configDir: directory(pick(values, env, 'config-dir', 'TELEMETRY_CONFIG_DIR', vendor.configDir, { value: install.configDir, file: install.file }) as Source),
-    stateDir: directory(pick(values, env, 'state-dir', 'TELEMETRY_STATE_DIR', vendor.stateDir, { value: install.stateDir, file: install.file }) as Source),
+    configDir: absolutePath(pick(values, env, 'config-dir', 'TELEMETRY_CONFIG_DIR', vendor.configDir, { value: install.configDir, file: install.file }) as Source),
+    stateDir: absolutePath(pick(values, env, 'state-dir', 'TELEMETRY_STATE_DIR', vendor.stateDir, { value: install.stateDir, file: install.file }) as Source),
     productVersion: productVersion?.value,
     timeoutMs: parseTimeout(pick(values, env, 'timeout', 'TELEMETRY_TIMEOUT_MS', String(DEFAULT_TIMEOUT_MS)) as Source),
-    logFile: logFile && path.resolve(nonEmpty(logFile)),
-    root: typeof values.root === 'string' ? directory({ value: values.root, name: '--root' }) : '/',
+    logFile: logFile && absolutePath(logFile),
+    root: typeof values.root === 'string' ? absolutePath({ value: values.root, name: '--root' }) : '/',
     dryRun: values['dry-run'] === true,
     background: values.background === true,
     showNotice: values['show-notice'] === true,
@@ -86,7 +103,13 @@ export function resolveSettings(values: OptionValues, env: Env, vendor: VendorCo
     optOutEnv: vendor.optOutEnv ?? {},
     installFile: install.file,
     installProblem: install.problem,
+    exampleKeyProblem: apiKey && exampleKeyProblem(endpoint, apiKey),
   };
+}
+
+function exampleKeyProblem(endpoint: URL, apiKey: Source): string | undefined {
+  if (apiKey.value !== EXAMPLE_API_KEY || isLoopbackHost(endpoint.hostname)) return undefined;
+  return `not sending to ${endpoint.host}: the API key (${apiKey.name}) is the example build's placeholder; build with your own vendor file or set TELEMETRY_API_KEY (a loopback endpoint takes it as is)`;
 }
 
 /** The opt-out flag as given: --disable-telemetry or the vendor's own spelling. */

@@ -60,27 +60,29 @@ interface Walked {
   fd: number;
   /** The real path walked so far (symlinks resolved): for messages and the path fallback. */
   real: string;
+  /** Reached through /proc/self/fd/<fd> (Linux), else through `real`. */
+  throughProc: boolean;
 }
 
-let procFdWorks: boolean | undefined;
-
 /** Whether `/proc/self/fd/N` reaches the directory behind descriptor N (Linux with /proc mounted). */
-function hasProcFd(fd: number): boolean {
-  if (procFdWorks === undefined) {
-    try {
-      const viaProc = statSync(`/proc/self/fd/${fd}`);
-      const direct = fstatSync(fd);
-      procFdWorks = viaProc.ino === direct.ino && viaProc.dev === direct.dev;
-    } catch {
-      procFdWorks = false;
-    }
+function reachableThroughProc(fd: number): boolean {
+  try {
+    const viaProc = statSync(`/proc/self/fd/${fd}`);
+    const direct = fstatSync(fd);
+    return viaProc.ino === direct.ino && viaProc.dev === direct.dev;
+  } catch {
+    return false;
   }
-  return procFdWorks;
+}
+
+/** The path through which the files of an opened dir are reached. */
+function handlePath(dir: Walked): string {
+  return dir.throughProc ? `/proc/self/fd/${dir.fd}` : dir.real;
 }
 
 /** `name` inside an opened, checked directory, in a form that cannot be redirected where /proc allows. */
 function inside(dir: Walked, name: string): string {
-  return hasProcFd(dir.fd) ? `/proc/self/fd/${dir.fd}/${name}` : path.join(dir.real, name);
+  return path.join(handlePath(dir), name);
 }
 
 function ownedByUs(stat: Stats, uid: number | undefined): boolean {
@@ -105,10 +107,10 @@ export function ownDirProblem(stat: Stats, uid: number | undefined): string | un
   return undefined;
 }
 
-function openChecked(file: string, real: string, check: (stat: Stats) => string | undefined): Walked {
+function openChecked(file: string, real: string, check: (stat: Stats) => string | undefined, throughProc?: boolean): Walked {
   const fd = openSync(file, OPEN_DIR);
   const problem = check(fstatSync(fd));
-  if (problem === undefined) return { fd, real };
+  if (problem === undefined) return { fd, real, throughProc: throughProc ?? reachableThroughProc(fd) };
   closeSync(fd);
   throw new Refused(real, problem);
 }
@@ -145,7 +147,7 @@ function walk(target: string, uid: number | undefined, create: boolean): Walked 
       const check = (stat: Stats) => (last ? ownDirProblem(stat, uid) : parentProblem(stat, uid));
       let next: Walked;
       try {
-        next = openChecked(inside(current, name), real, check);
+        next = openChecked(inside(current, name), real, check, current.throughProc);
       } catch (error) {
         const code = errorCode(error);
         if (error instanceof Refused) throw error;
@@ -193,7 +195,7 @@ function claimOwnership(dir: Walked, uid: number | undefined, tag: boolean): voi
   } catch (error) {
     if (error instanceof Refused || errorCode(error) !== 'ENOENT') throw error instanceof Refused ? error : new Refused(dir.real, `cannot be examined (${errorCode(error)})`);
   }
-  const listing = opendirSync(hasProcFd(dir.fd) ? `/proc/self/fd/${dir.fd}` : dir.real);
+  const listing = opendirSync(handlePath(dir));
   let first;
   try {
     first = listing.readSync();
@@ -207,11 +209,6 @@ function claimOwnership(dir: Walked, uid: number | undefined, tag: boolean): voi
   } catch (error) {
     if (errorCode(error) !== 'EEXIST') throw new Refused(dir.real, `cannot be written (${errorCode(error)})`);
   }
-}
-
-/** The path through which the files of an opened dir are reached. */
-function handlePath(dir: Walked): string {
-  return hasProcFd(dir.fd) ? `/proc/self/fd/${dir.fd}` : dir.real;
 }
 
 /** Why `dir` is refused, worded to follow "state dir <dir> ...". */
@@ -253,7 +250,7 @@ export function openFolder(parent: StateDir, name: string, create: boolean): Sta
         if (errorCode(error) !== 'EEXIST') return `${shown} cannot be created (${errorCode(error)})`;
       }
     }
-    const opened = openChecked(file, shown, (stat) => ownDirProblem(stat, parent.uid));
+    const opened = openChecked(file, shown, (stat) => ownDirProblem(stat, parent.uid), parent.dir.startsWith('/proc/self/fd/'));
     parent.handles.push(opened.fd);
     return { shown, dir: handlePath(opened), uid: parent.uid, handles: parent.handles };
   } catch (error) {

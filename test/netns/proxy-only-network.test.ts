@@ -148,7 +148,8 @@ test('the product on a network whose only way out is an HTTP proxy', async (t) =
   /** Each case its own state dir, so no back-off or queue carries over from another. */
   const product = (env: Record<string, string>, endpoint = ENDPOINT) => {
     const stateDir = path.join(dir, `state-${++cases}`);
-    const run = (...args: string[]) => runInNamespace(network.client, [...args, '--endpoint', endpoint, '--state-dir', stateDir, '--config-dir', dir, '--root', root], env);
+    // A key of its own: the example build's placeholder key is sent to loopback endpoints only.
+    const run = (...args: string[]) => runInNamespace(network.client, [...args, '--endpoint', endpoint, '--api-key', 'phc_netns_test', '--state-dir', stateDir, '--config-dir', dir, '--root', root], env);
     const queued = async () => JSON.parse((await runBundle(['status', '--json', '--state-dir', stateDir, '--config-dir', dir])).stdout).queued_events as number;
     return { run, queued };
   };
