@@ -185,16 +185,26 @@ function walk(target: string, uid: number | undefined, create: boolean): Walked 
   }
 }
 
-/** The dir is the tool's own: tagged, or empty (and then tagged, when `tag`). Throws Refused otherwise. */
-function claimOwnership(dir: Walked, uid: number | undefined, tag: boolean): void {
-  const tagFile = inside(dir, TAG_FILE);
+/** Whether the dir carries our tag: true, false when it has none; Refused when the tag is not ours. */
+function isTagged(dir: Walked, uid: number | undefined): boolean {
   try {
-    const stat = lstatSync(tagFile);
-    if (stat.isFile() && ownedByUs(stat, uid)) return;
+    const stat = lstatSync(inside(dir, TAG_FILE));
+    if (stat.isFile() && ownedByUs(stat, uid)) return true;
     throw new Refused(dir.real, `has a ${TAG_FILE} that is not a file of ours`);
   } catch (error) {
-    if (error instanceof Refused || errorCode(error) !== 'ENOENT') throw error instanceof Refused ? error : new Refused(dir.real, `cannot be examined (${errorCode(error)})`);
+    if (error instanceof Refused) throw error;
+    if (errorCode(error) === 'ENOENT') return false;
+    throw new Refused(dir.real, `cannot be examined (${errorCode(error)})`);
   }
+}
+
+/**
+ * The dir is the tool's own: tagged, or empty (and then tagged, when `tag`). Throws Refused
+ * otherwise. A run of ours writes the tag before anything else, so an entry seen in an untagged
+ * dir is another run's only when the tag has appeared since: it is looked for once more.
+ */
+function claimOwnership(dir: Walked, uid: number | undefined, tag: boolean): void {
+  if (isTagged(dir, uid)) return;
   const listing = opendirSync(handlePath(dir));
   let first;
   try {
@@ -202,10 +212,13 @@ function claimOwnership(dir: Walked, uid: number | undefined, tag: boolean): voi
   } finally {
     listing.closeSync();
   }
-  if (first !== null) throw new Refused(dir.real, `holds files that are not the tool's (${JSON.stringify(first.name)}): give it a directory of its own`);
+  if (first !== null) {
+    if (isTagged(dir, uid)) return;
+    throw new Refused(dir.real, `holds files that are not the tool's (${JSON.stringify(first.name)}): give it a directory of its own`);
+  }
   if (!tag) return;
   try {
-    writeNew(tagFile, TAG_TEXT);
+    writeNew(inside(dir, TAG_FILE), TAG_TEXT);
   } catch (error) {
     if (errorCode(error) !== 'EEXIST') throw new Refused(dir.real, `cannot be written (${errorCode(error)})`);
   }
