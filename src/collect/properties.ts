@@ -125,8 +125,12 @@ export function isPropertyName(name: string): name is PropertyName {
  * the person was not told about tells again. A change of wording alone keeps it.
  */
 export function noticeVersion(): string {
+  return noticeVersionOf(Object.keys(PROPERTIES));
+}
+
+export function noticeVersionOf(propertyNames: readonly string[]): string {
   const { createHash } = require('node:crypto') as typeof import('node:crypto');
-  return createHash('sha256').update(Object.keys(PROPERTIES).sort().join('\n')).digest('hex').slice(0, 12);
+  return createHash('sha256').update([...propertyNames].sort().join('\n')).digest('hex').slice(0, 12);
 }
 
 function propertySchema(definition: PropertyDefinition): Record<string, unknown> {
@@ -162,10 +166,11 @@ export function captureSchema(product: string): Record<string, unknown> {
       },
     },
     allOf: events.map((event) => ({
-      if: { properties: { event: { const: event } } },
+      if: { type: 'object', required: ['event'], properties: { event: { const: event } } },
       then: {
+        type: 'object',
         properties: {
-          properties: { required: EVENT_SHAPES[event].always, propertyNames: { enum: [...COMMON_PROPERTIES, ...EVENT_SHAPES[event].always, ...EVENT_SHAPES[event].whereKnown] } },
+          properties: { type: 'object', required: EVENT_SHAPES[event].always, propertyNames: { enum: [...COMMON_PROPERTIES, ...EVENT_SHAPES[event].always, ...EVENT_SHAPES[event].whereKnown] } },
         },
       },
     })),
