@@ -190,9 +190,9 @@ function showNotice(store: Store, settings: Settings, ctx: Context, version: str
   ctx.stderr(
     `${settings.product} sends anonymous usage statistics: OS, kernel, architecture, virtualization and\n` +
       `container type, product version, and start/stop/crash events. Never host names, users, paths or\n` +
-      `addresses. Nothing has been sent yet: this run's event waits and goes with a later run.\n` +
-      `Opt out with ${advice.variable}, or: ${advice.command} (deletes what waits). Record without\n` +
-      `uploading: ${command} local. Every property and why: ${command} schema (notice ${version}).\n`,
+      `addresses. Opt out with ${advice.variable}, or: ${advice.command} (deletes what waits).\n` +
+      `Nothing has been sent yet: this run's event waits and goes with a later run.\n` +
+      `Record without uploading: ${command} local. Every property and why: ${command} schema (notice ${version}).\n`,
   );
   // Not writable: the notice may show again, which errs on the side of telling.
   updateState(store.stateDir, (state) => withNoticeShown(state, ctx.now().toISOString(), version));

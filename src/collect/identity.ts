@@ -31,7 +31,7 @@ function readMachineId(root: string): string | undefined {
 
 /** Where distinct_id comes from on this machine, for `status`. */
 export function identitySource(root: string, stateFile: string): string {
-  if (readMachineId(root)) return `${path.join(root, 'etc/machine-id')} (only a hash of it, keyed by a salt kept in ${stateFile}, is sent)`;
+  if (readMachineId(root)) return `${path.join(root, 'etc/machine-id')} (only a keyed hash of it is sent; the key includes a salt kept in ${stateFile}, which disable forgets)`;
   return `a random id kept in ${stateFile}`;
 }
 
