@@ -129,7 +129,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     const marker = disableTelemetry(settings.configDir);
     const { clearWaiting } = await import('./reporter.ts');
     const cleared = clearWaiting(settings, ctx, { forgetId: true });
-    ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${count(cleared, 'queued event')}` : ''}; the id is forgotten (a later enable makes a new one)\n`);
+    ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${count(cleared, 'queued event')}` : ''}\nthe id is forgotten: a later enable makes a new one\n`);
     return 0;
   },
   enable(values, ctx) {
