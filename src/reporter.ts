@@ -10,25 +10,44 @@ import type { EventName, EventProperties } from './cli/events.ts';
 import type { Context } from './config/context.ts';
 import type { Settings } from './config/settings.ts';
 import { optOutAdvice, type OptOut } from './consent/optout.ts';
+import { commandName } from './config/vendor.ts';
 import type { DashboardConsent } from './dashboard/consent.ts';
 import { readText } from './collect/detect/fs.ts';
 import { detectSystem } from './collect/detect/index.ts';
-import { distinctId, identitySource } from './collect/identity.ts';
+import { distinctId, identitySource, type IdentitySources } from './collect/identity.ts';
 import { SCHEMA_VERSION, toCapture, type CaptureEvent } from './collect/payload.ts';
+import { captureSchema, noticeVersion } from './collect/properties.ts';
 import { createScrubber, cut, scrubSystemValue } from './collect/scrub.ts';
 import { productVersionProperties } from './collect/version.ts';
 import { deliverNew, enforceCaps, flushOutbox, type Delivery, type FlushResult } from './deliver/delivery.ts';
 import { captureUrl } from './deliver/urls.ts';
 import { sinkFor } from './deliver/sinks/index.ts';
+import { appendText } from './store/files.ts';
 import { formatHistory, readHistory, recordHistory } from './store/history.ts';
 import { claimSlot } from './store/limits.ts';
 import { clearOutbox, store, unsentCount, type OutboxEvent } from './store/outbox.ts';
-import { countsOf, countsTaken, emptyState, linkEvent, suppressedOne, withDistinctId, withNoticeShown, type Counts, type State } from './store/state.ts';
+import {
+  countsOf,
+  countsTaken,
+  disposition,
+  emptyState,
+  forgetIdentity,
+  linkEvent,
+  mayUpload,
+  noticeShownFor,
+  suppressedOne,
+  withDistinctId,
+  withIdSalt,
+  withNoticeShown,
+  type Counts,
+  type State,
+} from './store/state.ts';
 import { readState, STATE_FILE, updateState } from './store/state-file.ts';
 import { stateDirCandidates, type Candidate, type StateDir } from './store/state-dir.ts';
 import { closeStore, openStore, peekStore, type Store } from './store/store.ts';
 
 const DEFAULT_EVENTS_PER_HOUR = 10;
+const NOT_YET_TOLD = 'waits until the notice has been shown on this host (the vendor requires it)';
 /** A CLI runs many commands an hour without being in a loop: its events have a limit of their own. */
 const COMMAND_EVENTS_PER_HOUR = 600;
 /** Values this tool made (ids, how a run ended): no one's text, and the scrubber would take the ids for someone's. */
@@ -79,24 +98,34 @@ interface Identity {
   timestamp: Date;
 }
 
-/** The id kept in the state file (made and kept on first need), or a new one shown but not kept. */
-function randomIdOf(stateDir: StateDir | undefined, ctx: Context, persist: boolean): () => string {
-  return () => {
-    const stored = stateDir && readState(stateDir).distinctId;
+/**
+ * What distinct_id is made from, as kept in the state file (made and kept on first need), or,
+ * where `persist` is false, made anew and shown but not kept: a dry run or `consent` before any
+ * event shows an id no event will carry.
+ */
+function identitySources(stateDir: StateDir | undefined, ctx: Context, persist: boolean): IdentitySources {
+  const kept = (read: (state: State) => string | undefined, made: () => string, keep: (state: State, value: string) => State) => () => {
+    const stored = stateDir && read(readState(stateDir));
     if (stored) return stored;
-    const id = ctx.uuid();
-    if (!persist || !stateDir) return id;
-    // Two first runs at once may each keep their own; the one written last stays.
-    return updateState(stateDir, (state) => withDistinctId(state, id))?.distinctId ?? id;
+    const value = made();
+    if (!persist || !stateDir) return value;
+    // Two first runs at once may each make one; the one written first stays.
+    const after = updateState(stateDir, (state) => keep(state, value));
+    return (after && read(after)) ?? value;
+  };
+  return {
+    // 244 random bits: two UUIDs' worth from the run's random source.
+    salt: kept((state) => state.idSalt, () => `${ctx.uuid()}${ctx.uuid()}`.replaceAll('-', ''), withIdSalt),
+    randomId: kept((state) => state.distinctId, ctx.uuid, withDistinctId),
   };
 }
 
-function buildPayload(command: string, eventProperties: EventProperties, settings: Settings, ctx: Context, counts: Counts, identity: Identity, randomId: () => string): CaptureEvent {
+function buildPayload(command: string, eventProperties: EventProperties, settings: Settings, ctx: Context, counts: Counts, identity: Identity, ids: IdentitySources): CaptureEvent {
   const ci = ctx.ci();
   return toCapture({
     apiKey: settings.apiKey,
     event: command,
-    distinctId: distinctId(settings.root, settings.product, randomId),
+    distinctId: distinctId(settings.root, settings.product, ids),
     product: settings.product,
     version: capped(productVersionProperties(settings.productVersion)),
     system: capped(detectSystem({ root: settings.root, env: ctx.env, platform: ctx.platform() })),
@@ -139,7 +168,7 @@ function admit(store: Store, command: EventName, properties: EventProperties, ct
 }
 
 function delivery(settings: Settings, ctx: Context, { stateDir, outbox }: Store): Delivery {
-  const randomId = randomIdOf(stateDir, ctx, true);
+  const ids = identitySources(stateDir, ctx, true);
   return {
     settings,
     ctx,
@@ -150,29 +179,42 @@ function delivery(settings: Settings, ctx: Context, { stateDir, outbox }: Store)
       const counts = { queue_dropped: Number(properties.queue_dropped) || 0, suppressed_events: Number(properties.suppressed_events) || 0 };
       const own = Object.fromEntries(Object.entries(properties).filter(([key]) => key !== 'queue_dropped' && key !== 'suppressed_events')) as EventProperties;
       const eventSettings = { ...settings, apiKey: api_key, productVersion: collect?.product_version, root: collect?.root ?? settings.root };
-      return buildPayload(event, own, eventSettings, ctx, counts, { uuid, timestamp: new Date(timestamp) }, randomId);
+      return buildPayload(event, own, eventSettings, ctx, counts, { uuid, timestamp: new Date(timestamp) }, ids);
     },
   };
 }
 
-/** The first-run notice, once per state dir: what is collected and how to say no. Never on stdout. */
-function showNotice(store: Store, settings: Settings, ctx: Context): void {
-  if (!settings.showNotice && (ctx.backgroundChild || !ctx.stderrIsTTY())) return;
-  if (readState(store.stateDir).noticeShown) return;
+/**
+ * The notice, once per state dir and notice version: what is collected and how to say no. Never
+ * on stdout. The run that shows it sends nothing: its event waits for a later run, so a person
+ * who says no at once (`disable` deletes what waits) has sent nothing at all.
+ */
+function showNotice(store: Store, settings: Settings, ctx: Context, version: string): void {
   const advice = optOutAdvice(ctx.vendor);
+  const command = commandName(ctx.vendor);
   ctx.stderr(
     `${settings.product} sends anonymous usage statistics: OS, kernel, architecture, virtualization and\n` +
       `container type, product version, and start/stop/crash events. Never host names, users, paths or\n` +
-      `addresses. Opt out with ${advice.variable}, or: ${advice.command}. See --dry-run for the data.\n`,
+      `addresses. Opt out with ${advice.variable}, or: ${advice.command} (deletes what waits).\n` +
+      `Nothing has been sent yet: this run's event waits and goes with a later run.\n` +
+      `Record without uploading: ${command} local. Every property and why: ${command} schema (notice ${version}).\n`,
   );
   // Not writable: the notice may show again, which errs on the side of telling.
-  updateState(store.stateDir, (state) => withNoticeShown(state, ctx.now().toISOString()));
+  updateState(store.stateDir, (state) => withNoticeShown(state, ctx.now().toISOString(), version));
 }
 
-/** `childArgs`: the command line the --background child runs. */
-export async function report(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, childArgs: readonly string[]): Promise<void> {
+/** A person can read a notice now: an installer asked (--show-notice), or stderr is a terminal. */
+function canTell(settings: Settings, ctx: Context): boolean {
+  return settings.showNotice || (!ctx.backgroundChild && ctx.stderrIsTTY());
+}
+
+/**
+ * `childArgs`: the command line the --background child runs. `local`: local-only mode, where
+ * the event is recorded in the history (and the log file), never uploaded.
+ */
+export async function report(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, childArgs: readonly string[], local: boolean): Promise<void> {
   const identity = { uuid: ctx.uuid(), timestamp: ctx.now() };
-  if (settings.dryRun) return printDryRun(command, eventProperties, settings, optOut, ctx, identity);
+  if (settings.dryRun) return printDryRun(command, eventProperties, settings, optOut, ctx, identity, local);
   const { store: opened, refused } = openStore(candidates(settings, ctx), ctx.uid, identity.timestamp.getTime());
   if (!opened) {
     ctx.debug(`not sending ${command}: no usable state dir (${refused.map((r) => `${r.dir} ${r.reason}`).join('; ')})`);
@@ -185,22 +227,57 @@ export async function report(command: EventName, eventProperties: EventPropertie
       ctx.debug(`not sending ${command}: ${admission.reason}`);
       return;
     }
+    const version = noticeVersion();
+    const told = noticeShownFor(admission.state, version);
+    const noticeRequired = ctx.vendor.noticeRequired === true;
+    switch (disposition({ local, told, canTell: !local && !told && canTell(settings, ctx), noticeRequired })) {
+      case 'record':
+        return recordLocally(opened, command, admission, settings, ctx, identity);
+      case 'tell':
+        showNotice(opened, settings, ctx, version);
+        hold(opened, command, admission, settings, ctx, identity, 'this run showed the notice: it waits for a later run');
+        return;
+      case 'hold':
+        hold(opened, command, admission, settings, ctx, identity, NOT_YET_TOLD);
+        return;
+      case 'send':
+        break;
+    }
     if (settings.background) return storeForBackground(opened, command, admission, settings, ctx, identity, childArgs);
-    const payload = buildPayload(command, admission.properties, settings, ctx, admission.counts, identity, randomIdOf(opened.stateDir, ctx, true));
+    const payload = buildPayload(command, admission.properties, settings, ctx, admission.counts, identity, identitySources(opened.stateDir, ctx, true));
     const outcome = await deliverNew(delivery(settings, ctx, opened), payload, admission.state);
-    showNotice(opened, settings, ctx);
     ctx.debug(`${command} ${payload.uuid}: ${outcome.kind} (${outcome.reason})`);
   } finally {
     closeStore(opened.stateDir);
   }
 }
 
+type Admitted = Extract<Admission, { admitted: true }>;
+
 /**
- * --background: the event is made durable before the caller is let go, unfinished (what is
- * collected comes when it is sent, by the detached child or any later run), so a child killed
- * by a service manager's stop only delays it.
+ * Local-only mode: what would have been sent, built whole, kept in the history and appended to
+ * the log file; no outbox (so nothing recorded now can go after a later `enable`), no socket,
+ * no sender.
  */
-function storeForBackground(opened: Store, command: EventName, admission: Extract<Admission, { admitted: true }>, settings: Settings, ctx: Context, identity: Identity, childArgs: readonly string[]): void {
+function recordLocally(opened: Store, command: EventName, admission: Admitted, settings: Settings, ctx: Context, identity: Identity): void {
+  const payload = buildPayload(command, admission.properties, settings, ctx, admission.counts, identity, identitySources(opened.stateDir, ctx, true));
+  const reason = 'local-only mode: recorded here, never uploaded';
+  recordHistory(opened.stateDir, [{ time: payload.timestamp, event: command, uuid: payload.uuid, outcome: 'local', reason, payload }]);
+  if (settings.logFile !== undefined) {
+    try {
+      appendText(settings.logFile, `${JSON.stringify({ local: true, reason, payload })}\n`, { own: false, uid: ctx.uid });
+    } catch {
+      // The log is for the user's eyes; the history has the event.
+    }
+  }
+  ctx.debug(`${command} ${payload.uuid}: ${reason}`);
+}
+
+/**
+ * The event made durable in the outbox, unfinished (what is collected comes when it is sent, by
+ * the detached child or any later run). Returns false when it could not be stored.
+ */
+function hold(opened: Store, command: EventName, admission: Admitted, settings: Settings, ctx: Context, identity: Identity, why: string): boolean {
   const event: OutboxEvent = {
     api_key: settings.apiKey,
     event: command,
@@ -215,13 +292,21 @@ function storeForBackground(opened: Store, command: EventName, admission: Extrac
     const reason = `could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
     recordHistory(opened.stateDir, [{ time: event.timestamp, event: command, uuid: event.uuid, outcome: 'dropped', reason }]);
     ctx.debug(`not sending ${command}: it ${reason}`);
-    return;
+    return false;
   }
-  recordHistory(opened.stateDir, [{ time: event.timestamp, event: command, uuid: event.uuid, outcome: 'queued', reason: 'stored for the background sender' }]);
-  // The background sender may never get through either: the caps hold here as for any queued event.
+  recordHistory(opened.stateDir, [{ time: event.timestamp, event: command, uuid: event.uuid, outcome: 'queued', reason: why }]);
+  // What waits may never get through either: the caps hold here as for any queued event.
   enforceCaps(delivery(settings, ctx, opened));
-  // Only where asked: a terminal check loads node:tty (and node:net), a quarter of this caller's run.
-  if (settings.showNotice) showNotice(opened, settings, ctx);
+  ctx.debug(`${command} ${event.uuid}: ${why}`);
+  return true;
+}
+
+/**
+ * --background: the event is made durable before the caller is let go, so a child killed by a
+ * service manager's stop only delays it.
+ */
+function storeForBackground(opened: Store, command: EventName, admission: Admitted, settings: Settings, ctx: Context, identity: Identity, childArgs: readonly string[]): void {
+  if (!hold(opened, command, admission, settings, ctx, identity, 'stored for the background sender')) return;
   try {
     ctx.spawnDetached(childArgs);
   } catch (error) {
@@ -230,12 +315,17 @@ function storeForBackground(opened: Store, command: EventName, admission: Extrac
   }
 }
 
+/** Where the vendor requires the notice first, nothing waiting goes before it was shown. */
+function uploadAllowed(opened: Store, ctx: Context): boolean {
+  return mayUpload(readState(opened.stateDir), noticeVersion(), ctx.vendor.noticeRequired === true);
+}
+
 /** The --background child: sends what waits, as any later run would. */
 export async function sendWaiting(settings: Settings, ctx: Context): Promise<void> {
   const { store: opened } = openStore(candidates(settings, ctx), ctx.uid, ctx.now().getTime());
   if (!opened) return;
   try {
-    await flushOutbox(delivery(settings, ctx, opened), { manual: false });
+    if (uploadAllowed(opened, ctx)) await flushOutbox(delivery(settings, ctx, opened), { manual: false });
   } finally {
     closeStore(opened.stateDir);
   }
@@ -245,7 +335,7 @@ export async function sendWaiting(settings: Settings, ctx: Context): Promise<voi
 function preview(command: EventName, eventProperties: EventProperties, settings: Settings, ctx: Context, identity: Identity, stateDir: StateDir | undefined): CaptureEvent {
   const state: State = stateDir ? readState(stateDir) : emptyState();
   const linked = linkEvent(command, state, identity.timestamp.getTime(), eventProperties, ctx.uuid);
-  return buildPayload(command, linked.properties, settings, ctx, countsOf(state), identity, randomIdOf(stateDir, ctx, false));
+  return buildPayload(command, linked.properties, settings, ctx, countsOf(state), identity, identitySources(stateDir, ctx, false));
 }
 
 /** What a run would see of the state dir, looked at without creating anything; closed after `look`. */
@@ -258,33 +348,47 @@ function peeking<T>(settings: Settings, ctx: Context, look: (peeked: ReturnType<
   }
 }
 
-function printDryRun(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, identity: Identity): void {
+function printDryRun(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, identity: Identity, local: boolean): void {
   const event = peeking(settings, ctx, ({ stateDir }) => preview(command, eventProperties, settings, ctx, identity, stateDir));
   // The exact body the sink would send for this event alone (PostHog: the capture event itself).
   const sink = sinkFor(settings, ctx);
   ctx.stdout(`${sink.request([event], { single: true, now: ctx.now() }).body.toString()}\n`);
   const refusal = sink.problem(event, ctx.now());
   if (refusal !== undefined) ctx.stderr(`dry run: ${sink.name} would not take this event (${refusal}); it would not be queued\n`);
-  ctx.stderr(optOut ? `dry run: telemetry is off (${optOut.detail}); nothing would be sent\n` : `dry run: nothing was sent to ${sink.shownUrl.href}\n`);
+  if (optOut) ctx.stderr(`dry run: telemetry is off (${optOut.detail}); nothing would be sent\n`);
+  else if (local) ctx.stderr('dry run: telemetry is local-only; this would be recorded in the history, never uploaded\n');
+  else ctx.stderr(`dry run: nothing was sent to ${sink.shownUrl.href}\n`);
 }
 
 export async function flush(settings: Settings, ctx: Context): Promise<FlushResult> {
   const { store: opened, refused } = openStore(candidates(settings, ctx), ctx.uid, ctx.now().getTime());
   if (!opened) return { sent: 0, dropped: 0, remaining: 0, corrupt: 0, error: `no usable state dir (${refused.map((r) => `${r.dir} ${r.reason}`).join('; ')})` };
   try {
+    if (!uploadAllowed(opened, ctx)) return { sent: 0, dropped: 0, remaining: unsentCount(opened.outbox), corrupt: 0, error: 'the notice has not been shown on this host yet (the vendor requires it first)' };
     return await flushOutbox(delivery(settings, ctx, opened), { manual: true });
   } finally {
     closeStore(opened.stateDir);
   }
 }
 
-/** Consent withdrawn covers what was collected but not yet sent. */
-export function clearWaiting(settings: Settings, ctx: Context): number {
+/**
+ * Deletes what was collected but not yet sent: consent withdrawn (`disable`, which also forgets
+ * the id), or uploading given up (`local`).
+ */
+export function clearWaiting(settings: Settings, ctx: Context, { forgetId }: { forgetId: boolean }): number {
   return peeking(settings, ctx, ({ stateDir, outbox }) => {
-    if (!stateDir || !outbox) return 0;
-    updateState(stateDir, (state) => ({ ...state, dropped: 0 }));
-    return clearOutbox(outbox);
+    if (!stateDir) return 0;
+    updateState(stateDir, (state) => {
+      const cleared = { ...state, dropped: 0 };
+      return forgetId ? forgetIdentity(cleared) : cleared;
+    });
+    return outbox ? clearOutbox(outbox) : 0;
   });
+}
+
+/** The `schema` command's document. */
+export function schema(settings: Settings): string {
+  return `${JSON.stringify(captureSchema(settings.product), null, 2)}\n`;
 }
 
 export function history(settings: Settings, ctx: Context, json: boolean): string {
@@ -296,7 +400,14 @@ export function history(settings: Settings, ctx: Context, json: boolean): string
 export function describeState(settings: Settings, ctx: Context) {
   return peeking(settings, ctx, ({ stateDir, outbox, refused }) => {
     const { properties } = preview('start', {}, settings, ctx, { uuid: ctx.uuid(), timestamp: ctx.now() }, stateDir);
+    const state = stateDir ? readState(stateDir) : emptyState();
+    const version = noticeVersion();
     return {
+      notice_version: version,
+      notice_shown: noticeShownFor(state, version),
+      notice_shown_at: state.noticeShown ?? null,
+      notice_shown_version: state.noticeVersion ?? null,
+      notice_required: ctx.vendor.noticeRequired === true,
       endpoint: sinkFor(settings, ctx).shownUrl.href,
       machine_id: identitySource(settings.root, path.join(stateDir?.shown ?? settings.stateDir, STATE_FILE)),
       state_dir: stateDir?.shown ?? null,
@@ -315,7 +426,7 @@ export function describeState(settings: Settings, ctx: Context) {
 export function dashboardConsent(settings: Settings, ctx: Context): DashboardConsent {
   return {
     enabled: true,
-    distinct_id: peeking(settings, ctx, ({ stateDir }) => distinctId(settings.root, settings.product, randomIdOf(stateDir, ctx, false))),
+    distinct_id: peeking(settings, ctx, ({ stateDir }) => distinctId(settings.root, settings.product, identitySources(stateDir, ctx, false))),
     endpoint: captureUrl(settings.endpoint).href,
     api_key: settings.apiKey,
     product: settings.product,

@@ -1,6 +1,7 @@
 import { helpText } from './cli/help.ts';
 import { parseInvocation, type Invocation } from './cli/parse.ts';
-import { disableTelemetry, enableTelemetry } from './consent/marker.ts';
+import { isLocalOnly, localOnlyPath } from './consent/local.ts';
+import { chooseLocalOnly, disableTelemetry, enableTelemetry } from './consent/marker.ts';
 import type { Context } from './config/context.ts';
 import { readInstallSettings } from './config/install.ts';
 import { CommandError, UsageError } from './errors.ts';
@@ -95,11 +96,14 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
     ctx.stderr(`${commandName(ctx.vendor)}: ${settings.exampleKeyProblem}\n`);
     return 0;
   }
+  // Known before anything else is read: a local-only run opens no socket and starts no sender.
+  const local = !optOut && isLocalOnly(settings.configDir);
+  if (local && ctx.backgroundChild) return 0;
   const reporter = await import('./reporter.ts');
   if (ctx.backgroundChild) await reporter.sendWaiting(settings, ctx);
   // The detached child runs the same command line (as a child it only sends what waits): taking
   // --background out could take out a value that happens to read so.
-  else await reporter.report(command, eventProperties, settings, optOut, ctx, argv);
+  else await reporter.report(command, eventProperties, settings, optOut, ctx, argv, local);
   return 0;
 }
 
@@ -111,10 +115,11 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     const active = activeOptOuts(settings, ctx);
     const { describeState } = await import('./reporter.ts');
     const report: StatusReport = {
-      telemetry: active.length === 0 ? 'on' : 'off',
+      telemetry: active.length > 0 ? 'off' : isLocalOnly(settings.configDir) ? 'local' : 'on',
       enabled: active.length === 0,
       opt_outs: active,
       marker_file: markerPath(settings.configDir),
+      local_only_file: localOnlyPath(settings.configDir),
       install_settings: settings.installFile ?? null,
       sending_refused: settings.exampleKeyProblem ?? null,
       log_file: settings.logFile ?? null,
@@ -128,19 +133,43 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     const settings = settingsOf(values, ctx);
     const marker = disableTelemetry(settings.configDir);
     const { clearWaiting } = await import('./reporter.ts');
-    const cleared = clearWaiting(settings, ctx);
-    ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${count(cleared, 'queued event')}` : ''}\n`);
+    const cleared = clearWaiting(settings, ctx, { forgetId: true });
+    ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${count(cleared, 'queued event')}` : ''}\nthe id is forgotten: a later enable makes a new one\n`);
     return 0;
   },
   enable(values, ctx) {
     const settings = settingsOf(values, ctx);
-    const { marker, removed } = enableTelemetry(settings.configDir);
+    const { marker, removed, leftLocalOnly } = enableTelemetry(settings.configDir);
     const remaining = activeOptOuts({ ...settings, disableFlag: undefined }, ctx);
+    const changes = [...(removed ? [`removed ${marker}`] : []), ...(leftLocalOnly ? [`removed ${localOnlyPath(settings.configDir)}: events are uploaded again`] : [])];
     if (remaining.length > 0) {
-      ctx.stdout(`${removed ? `removed ${marker}` : `there was no ${marker} to remove`}\ntelemetry stays off: ${remaining.map((o) => o.detail).join('; ')}\n`);
+      ctx.stdout(`${changes.length > 0 ? changes.join('\n') : `there was no ${marker} to remove`}\ntelemetry stays off: ${remaining.map((o) => o.detail).join('; ')}\n`);
     } else {
-      ctx.stdout(removed ? `removed ${marker}\ntelemetry is on\n` : `telemetry was already on: there is no ${marker}\n`);
+      ctx.stdout(changes.length > 0 ? `${changes.join('\n')}\ntelemetry is on\n` : `telemetry was already on: there is no ${marker}\n`);
     }
+    return 0;
+  },
+  async local(values, ctx) {
+    const settings = settingsOf(values, ctx);
+    const { marker, removedOptOut } = chooseLocalOnly(settings.configDir);
+    // Local means nothing leaves from now on, what was queued before included.
+    const { clearWaiting } = await import('./reporter.ts');
+    const cleared = clearWaiting(settings, ctx, { forgetId: false });
+    const remaining = activeOptOuts({ ...settings, disableFlag: undefined }, ctx);
+    const lines = [
+      ...(removedOptOut ? [`removed ${markerPath(settings.configDir)}`] : []),
+      `${marker} exists${cleared > 0 ? `; deleted ${count(cleared, 'queued event')}` : ''}`,
+      remaining.length > 0
+        ? `telemetry stays off: ${remaining.map((o) => o.detail).join('; ')}`
+        : `telemetry is local: events are recorded (\`${commandName(ctx.vendor)} history\`), never uploaded`,
+    ];
+    ctx.stdout(`${lines.join('\n')}\n`);
+    return 0;
+  },
+  async schema(values, ctx) {
+    const settings = settingsOf(values, ctx);
+    const { schema } = await import('./reporter.ts');
+    ctx.stdout(schema(settings));
     return 0;
   },
   async flush(values, ctx) {
@@ -151,6 +180,10 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       return 0;
     }
     if (settings.exampleKeyProblem) throw new CommandError(settings.exampleKeyProblem);
+    if (isLocalOnly(settings.configDir)) {
+      ctx.stderr(`${commandName(ctx.vendor)}: telemetry is local-only (${localOnlyPath(settings.configDir)} exists); nothing is uploaded\n`);
+      return 0;
+    }
     ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
     const { flush } = await import('./reporter.ts');
     const result = await flush(settings, ctx);
@@ -161,8 +194,9 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   },
   async consent(values, ctx) {
     const settings = settingsOf(values, ctx, true);
-    // Before anything is read: an opted-out host computes no id for its dashboard either.
-    if (activeOptOuts(settings, ctx, true).length > 0) {
+    // Before anything is read: an opted-out host computes no id for its dashboard either, and a
+    // local-only one lets no browser upload what it would not.
+    if (activeOptOuts(settings, ctx, true).length > 0 || isLocalOnly(settings.configDir)) {
       ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);
       return 0;
     }
@@ -185,10 +219,16 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
 };
 
 interface StatusReport {
-  telemetry: string;
+  telemetry: 'on' | 'off' | 'local';
   enabled: boolean;
   opt_outs: OptOut[];
   marker_file: string;
+  local_only_file: string;
+  notice_version: string;
+  notice_shown: boolean;
+  notice_shown_at: string | null;
+  notice_shown_version: string | null;
+  notice_required: boolean;
   install_settings: string | null;
   sending_refused: string | null;
   endpoint: string;
@@ -204,7 +244,9 @@ interface StatusReport {
 function formatStatus(report: StatusReport, advice: OptOutAdvice): string {
   const lines = [`telemetry: ${report.telemetry}`];
   for (const optOut of report.opt_outs) lines.push(`  off because ${optOut.detail}`);
+  if (report.telemetry === 'local') lines.push(`  recorded in the history, never uploaded, because ${report.local_only_file} exists`);
   if (report.opt_outs.length === 0) lines.push(`  to turn it off: ${advice.variable}, ${advice.flag}, or \`${advice.command}\` (creates ${report.marker_file})`);
+  lines.push(noticeLine(report));
   lines.push(`product: ${report.product}`, `endpoint: ${report.endpoint}`);
   if (report.sending_refused) lines.push(`  ${report.sending_refused}`);
   lines.push(`machine id: ${report.machine_id}`);
@@ -217,6 +259,13 @@ function formatStatus(report: StatusReport, advice: OptOutAdvice): string {
     ...Object.entries(report.properties).map(([key, value]) => `  ${key}: ${JSON.stringify(value)}`),
   );
   return `${lines.join('\n')}\n`;
+}
+
+function noticeLine(report: StatusReport): string {
+  if (report.notice_shown) return `notice: version ${report.notice_version} shown ${report.notice_shown_at}`;
+  const before = report.notice_shown_at === null ? 'never shown on this host' : `version ${report.notice_shown_version} was shown ${report.notice_shown_at}, not this one`;
+  const then = report.notice_required ? 'events wait for it' : 'the next run on a terminal or an installer shows it, and that run sends nothing';
+  return `notice: version ${report.notice_version} ${before}; ${then}`;
 }
 
 /** `1 event`, `2 events`, `0 events`. */

@@ -32,7 +32,11 @@ Event commands for CLI tools (option names only, never their values):
 Management commands:
   status [--json]     is telemetry on, which opt-out turned it off, and what would be sent
   disable             create the opt-out marker file in the config dir; delete queued events
-  enable              remove the opt-out marker file
+  enable              remove the opt-out marker file (and leave local-only mode)
+  local               record events in the history (and --log-file), never upload them;
+                      deletes queued events. enable returns to on, disable turns it all off
+  schema              the JSON Schema of every event this build can send: every property,
+                      what it is and why it is collected
   flush               send events queued while offline
   history [--json]    what was sent, queued or dropped lately
   consent             the JSON document a web dashboard starts its telemetry with
@@ -49,7 +53,8 @@ ${vendorOptOuts(vendor)}  --config-dir DIR           where the opt-out marker is
   --product-version V        the product's version                    [TELEMETRY_PRODUCT_VERSION]
   --timeout MS               time budget of the whole run, default 2000 [TELEMETRY_TIMEOUT_MS]
   --background               return at once; a detached child sends
-  --show-notice              show the first-run notice even without a terminal (installers)
+  --show-notice              show the notice even without a terminal (installers); the run
+                             that shows it sends nothing, its event goes with a later run
   --log-file PATH            append every payload sent, one JSON per line [TELEMETRY_LOG_FILE]
   --dry-run                  print the payload, send and write nothing
   --root DIR                 read system facts under DIR instead of /

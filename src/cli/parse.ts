@@ -35,6 +35,8 @@ const MANAGEMENT_COMMANDS = {
   flush: SETTINGS_OPTIONS,
   history: { ...SETTINGS_OPTIONS, ...json },
   consent: SETTINGS_OPTIONS,
+  local: SETTINGS_OPTIONS,
+  schema: SETTINGS_OPTIONS,
 } satisfies Record<string, Spec>;
 type ManagementName = keyof typeof MANAGEMENT_COMMANDS;
 

@@ -1,8 +1,8 @@
 import type { DetectionProperties } from './detect/index.ts';
 import type { EventProperties } from '../cli/events.ts';
+import { isPropertyName, SCHEMA_VERSION } from './properties.ts';
 
-/** Bumped whenever a property is added, removed or changes meaning. */
-export const SCHEMA_VERSION = 2;
+export { SCHEMA_VERSION };
 
 export interface CaptureEvent {
   api_key: string;
@@ -35,21 +35,19 @@ export interface CaptureInput {
  * profile out of anonymous events.
  */
 export function toCapture(input: CaptureInput): CaptureEvent {
-  return {
-    api_key: input.apiKey,
-    event: input.event,
-    uuid: input.uuid,
-    timestamp: input.timestamp.toISOString(),
-    properties: {
-      distinct_id: input.distinctId,
-      $ip: '127.0.0.1',
-      $process_person_profile: false,
-      product: input.product,
-      ...input.version,
-      schema_version: SCHEMA_VERSION,
-      ...input.system,
-      ...input.automation,
-      ...input.eventProperties,
-    },
+  const properties = {
+    distinct_id: input.distinctId,
+    $ip: '127.0.0.1',
+    $process_person_profile: false,
+    product: input.product,
+    ...input.version,
+    schema_version: SCHEMA_VERSION,
+    ...input.system,
+    ...input.automation,
+    ...input.eventProperties,
   };
+  // What `schema` publishes is all that can leave: a property it does not list is a bug of ours.
+  const unlisted = Object.keys(properties).find((name) => !isPropertyName(name));
+  if (unlisted !== undefined) throw new Error(`property ${unlisted} is not in the published schema (src/collect/properties.ts)`);
+  return { api_key: input.apiKey, event: input.event, uuid: input.uuid, timestamp: input.timestamp.toISOString(), properties };
 }

@@ -34,12 +34,17 @@ export interface VendorConfig {
   /** GA4's stream and its Measurement Protocol secret, both in the URL (public in a shipped file). */
   ga4MeasurementId?: string;
   ga4ApiSecret?: string;
+  /**
+   * Where no person can be told (no terminal, no installer), events wait in the outbox until the
+   * notice has been shown on the host; by default they go as before.
+   */
+  noticeRequired?: boolean;
 }
 
 export const DEFAULT_EVENTS_PER_HOUR = 10;
 export const DEFAULT_COMMAND_NAME = 'anonymous-statistics';
 const FIELDS = ['product', 'endpoint', 'configDir', 'stateDir'] as const;
-const OPTIONAL_FIELDS = ['apiKey', 'eventsPerHour', 'commandName', 'optOutEnv', 'optOutFlag', 'sink', 'otlpHeaders', 'ga4MeasurementId', 'ga4ApiSecret'] as const;
+const OPTIONAL_FIELDS = ['apiKey', 'eventsPerHour', 'commandName', 'optOutEnv', 'optOutFlag', 'sink', 'otlpHeaders', 'ga4MeasurementId', 'ga4ApiSecret', 'noticeRequired'] as const;
 /** Generic opt-outs: a vendor cannot give them another meaning. */
 const BUILT_IN_OPT_OUT_VARIABLES = ['DISABLE_TELEMETRY', 'DO_NOT_TRACK'];
 /** The tool's own variables (settings, debug, the --background child's mark) are not opt-outs. */
@@ -77,6 +82,7 @@ export function validateVendorConfig(raw: unknown, source: string, takenOptions:
   if (perHour !== undefined && !(Number.isSafeInteger(perHour) && (perHour as number) >= 1 && (perHour as number) <= 3600)) {
     fail(`"eventsPerHour" must be a whole number from 1 to 3600`);
   }
+  if (record.noticeRequired !== undefined && typeof record.noticeRequired !== 'boolean') fail(`"noticeRequired" must be true or false`);
   const config = record as unknown as VendorConfig;
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(config.product)) fail(`"product" may hold only letters, digits, ".", "_" and "-"`);
   for (const dir of ['configDir', 'stateDir'] as const) {

@@ -1,20 +1,46 @@
 import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { CommandError } from '../errors.ts';
+import { localOnlyPath, LOCAL_ONLY_TEXT } from './local.ts';
 import { markerPath } from './optout.ts';
 
 const MARKER_TEXT = 'Anonymous statistics are disabled on this machine while this file exists.\n';
 
-/** Idempotent: an existing marker is left as it is. */
+/** Idempotent: an existing marker is left as it is. Off is off: local-only mode ends too. */
 export function disableTelemetry(configDir: string): string {
-  const marker = markerPath(configDir);
+  const marker = createMarker(markerPath(configDir), MARKER_TEXT);
+  removeMarker(localOnlyPath(configDir));
+  return marker;
+}
+
+/**
+ * Local-only mode: the local marker made, the opt-out marker removed (as `enable` removes it:
+ * the person chose to record again). Idempotent.
+ */
+export function chooseLocalOnly(configDir: string): { marker: string; removedOptOut: boolean } {
+  const marker = createMarker(localOnlyPath(configDir), LOCAL_ONLY_TEXT);
+  return { marker, removedOptOut: removeMarker(markerPath(configDir)) };
+}
+
+function createMarker(marker: string, text: string): string {
   try {
-    makeDirs(configDir);
-    writeFileSync(marker, MARKER_TEXT, { flag: 'wx', mode: 0o644 });
+    makeDirs(path.dirname(marker));
+    writeFileSync(marker, text, { flag: 'wx', mode: 0o644 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new CommandError(`cannot create ${marker}: ${describe(error)}`);
   }
   return marker;
+}
+
+/** Says whether there was one to remove. */
+function removeMarker(marker: string): boolean {
+  try {
+    unlinkSync(marker);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new CommandError(`cannot remove ${marker}: ${describe(error)}`);
+  }
 }
 
 /**
@@ -32,16 +58,14 @@ function makeDirs(dir: string): void {
   }
 }
 
-/** Idempotent: a missing marker is not an error. Says whether there was one to remove. */
-export function enableTelemetry(configDir: string): { marker: string; removed: boolean } {
+/**
+ * Idempotent: a missing marker is not an error. Says whether there was one to remove, and
+ * whether local-only mode ended (on means uploading again).
+ */
+export function enableTelemetry(configDir: string): { marker: string; removed: boolean; leftLocalOnly: boolean } {
   const marker = markerPath(configDir);
-  try {
-    unlinkSync(marker);
-    return { marker, removed: true };
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { marker, removed: false };
-    throw new CommandError(`cannot remove ${marker}: ${describe(error)}`);
-  }
+  const removed = removeMarker(marker);
+  return { marker, removed, leftLocalOnly: removeMarker(localOnlyPath(configDir)) };
 }
 
 function describe(error: unknown): string {

@@ -16,8 +16,11 @@ export interface HistoryEntry {
   event_time?: string;
   event: string;
   uuid: string;
-  outcome: 'sent' | 'queued' | 'dropped' | 'suppressed';
+  /** `local`: recorded in local-only mode, never uploaded. */
+  outcome: 'sent' | 'queued' | 'dropped' | 'suppressed' | 'local';
   reason: string;
+  /** Local-only mode: what would have been sent. */
+  payload?: unknown;
   status?: number;
   duration_ms?: number;
 }

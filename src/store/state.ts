@@ -11,8 +11,11 @@ import { UUID_PATTERN } from '../config/uuid.ts';
 export interface State {
   /** The random distinct id, where there is no machine id. */
   distinctId?: string;
-  /** When the first-run notice was shown. */
+  /** Keys distinct_id's hash of the machine id with it; forgotten by `disable`, so a later id is new. */
+  idSalt?: string;
+  /** When the notice was last shown on this host, and its version then. */
   noticeShown?: string;
+  noticeVersion?: string;
   /** Events the full outbox dropped since the last event created (rides on the next one). */
   dropped: number;
   /** Events the crash-loop limit held back since the last event created (rides on the next one). */
@@ -36,6 +39,8 @@ export interface Execution {
 export const MAX_EXECUTIONS = 200;
 export const EXECUTION_TTL_MS = 24 * 60 * 60 * 1000;
 const BACKOFF_BASE_MS = 30_000;
+/** 32 random bytes, hex. */
+export const ID_SALT = /^[0-9a-f]{64}$/;
 export const BACKOFF_MAX_MS = 6 * 60 * 60 * 1000;
 
 export function emptyState(): State {
@@ -68,7 +73,11 @@ export function parseState(text: string): State {
   const state = emptyState();
   if (!isRecord(raw)) return state;
   if (typeof raw.distinctId === 'string' && UUID_PATTERN.test(raw.distinctId)) state.distinctId = raw.distinctId;
-  if (typeof raw.noticeShown === 'string') state.noticeShown = raw.noticeShown;
+  if (typeof raw.idSalt === 'string' && ID_SALT.test(raw.idSalt)) state.idSalt = raw.idSalt;
+  if (typeof raw.noticeShown === 'string' && typeof raw.noticeVersion === 'string') {
+    state.noticeShown = raw.noticeShown;
+    state.noticeVersion = raw.noticeVersion;
+  }
   state.dropped = count(raw.dropped);
   state.suppressed = count(raw.suppressed);
   state.backoff = entries(raw.backoff, (b) => (isTime(b.next) ? { failures: count(b.failures), next: b.next as number } : undefined));
@@ -186,6 +195,49 @@ export function withDistinctId(state: State, id: string): State {
   return state.distinctId ? state : { ...state, distinctId: id };
 }
 
-export function withNoticeShown(state: State, at: string): State {
-  return { ...state, noticeShown: at };
+/** Two first runs at once may each make one; the one kept first stays. */
+export function withIdSalt(state: State, salt: string): State {
+  return state.idSalt ? state : { ...state, idSalt: salt };
+}
+
+/** Consent withdrawn: no id of the past can be derived again. */
+export function forgetIdentity(state: State): State {
+  const { distinctId: _id, idSalt: _salt, ...rest } = state;
+  return rest;
+}
+
+export function withNoticeShown(state: State, at: string, version: string): State {
+  return { ...state, noticeShown: at, noticeVersion: version };
+}
+
+export function noticeShownFor(state: State, version: string): boolean {
+  return state.noticeShown !== undefined && state.noticeVersion === version;
+}
+
+/**
+ * What a run does with an event, once admitted. `record`: local-only mode, kept in the history,
+ * never uploaded. `tell`: show the notice and hold the event (the run that tells sends
+ * nothing). `hold`: no one can be told here, but the vendor requires the notice first. `send`.
+ */
+export type Disposition = 'record' | 'tell' | 'hold' | 'send';
+
+export interface DispositionInput {
+  local: boolean;
+  /** A person can read a notice now: stderr is a terminal, or an installer asked (--show-notice). */
+  canTell: boolean;
+  /** The notice of this version was shown on this host. */
+  told: boolean;
+  noticeRequired: boolean;
+}
+
+export function disposition({ local, canTell, told, noticeRequired }: DispositionInput): Disposition {
+  if (local) return 'record';
+  if (told) return 'send';
+  if (canTell) return 'tell';
+  return noticeRequired ? 'hold' : 'send';
+}
+
+/** Whether what waits in the outbox may go: not before the notice, where the vendor requires it. */
+export function mayUpload(state: State, version: string, noticeRequired: boolean): boolean {
+  return !noticeRequired || noticeShownFor(state, version);
 }
