@@ -200,7 +200,12 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);
       return 0;
     }
-    // The dashboard would send with the key it is handed.
+    // The dashboard module speaks PostHog's capture only; it would send with the key it is handed.
+    if (settings.sink !== 'posthog') {
+      ctx.stderr(`${commandName(ctx.vendor)}: the dashboard module sends to PostHog only; this build's sink is ${settings.sink}\n`);
+      ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);
+      return 0;
+    }
     if (settings.exampleKeyProblem) {
       ctx.stderr(`${commandName(ctx.vendor)}: ${settings.exampleKeyProblem}\n`);
       ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);

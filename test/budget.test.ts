@@ -67,7 +67,7 @@ test('a --background sender that cannot be started (its node is gone) changes no
   writeFileSync(vanish, "require('node:fs').unlinkSync(process.execPath);\n");
   const result = await runBundle(['start', '--background', ...args], { NODE_OPTIONS: `--require ${vanish}`, TELEMETRY_DEBUG: '1' }, node);
   assert.equal(result.code, 0);
-  assert.match(result.stderr, /^anonymous-statistics: start [0-9a-f-]{36} waits in the outbox: cannot start the background sender .*\n$/);
+  assert.match(result.stderr, /^anonymous-statistics: start [0-9a-f-]{36} waits in the outbox: cannot start the background sender .*$/m);
   assert.equal(existsSync(node), false, 'the node that ran it was gone');
   assert.equal(server.requests.length, 0, 'no sender ran');
   assert.equal((await runBundle(['flush', ...args])).code, 0);

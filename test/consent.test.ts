@@ -108,3 +108,13 @@ test('the browser module reads a consent document strictly: only a whole, well-f
   assert.match((readConsent({ ...valid, endpoint: 'http://192.168.1.5/capture/' }) as { refusal: string }).refusal, /http: for a non-loopback host/);
   assert.match((readConsent({ ...valid, api_key: 'x'.repeat(1001) }) as { refusal: string }).refusal, /api_key/);
 });
+
+test('a build whose sink is not PostHog hands the dashboard no consent: its module speaks PostHog capture only', async (t) => {
+  const { args } = setUp(t);
+  for (const sink of ['otlp', 'posthog']) {
+    const result = await runBundle(['consent', ...args, '--sink', sink]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(JSON.parse(result.stdout).enabled, sink === 'posthog', sink);
+    if (sink === 'otlp') assert.match(result.stderr, /sends to PostHog only; this build's sink is otlp/);
+  }
+});
