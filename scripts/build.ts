@@ -10,8 +10,9 @@ import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { commandName, validateVendorConfig, type VendorConfig } from '../src/config/vendor.ts';
-import { optionNames } from '../src/cli/parse.ts';
+import { commandName, validateVendorConfig, type VendorConfig } from '../src/before-consent/config/vendor.ts';
+import { optionNames } from '../src/before-consent/cli/parse.ts';
+import { MAY_IMPORT, partOf, type Part } from '../src/layout.ts';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.js');
@@ -118,6 +119,9 @@ async function buildDashboard(outfile: string): Promise<void> {
   });
   const imports = Object.values(metafile.outputs).flatMap((output) => output.imports);
   if (imports.length > 0) throw new Error(`${outfile} would import ${imports.map((i) => i.path).join(', ')}: the dashboard module must import nothing`);
+  // The browser module is its own code and the shared, Node-free code (src/layout.ts), nothing else.
+  const foreign = Object.keys(metafile.inputs).filter((input) => !MAY_IMPORT.browser.includes(partOf(path.relative(path.join(projectDir, 'src'), path.resolve(input))) as Part));
+  if (foreign.length > 0) throw new Error(`${outfile} would bundle ${foreign.join(', ')}: the dashboard module takes only src/dashboard/ and src/shared/`);
 }
 
 /**

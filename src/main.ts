@@ -1,5 +1,5 @@
-import { createContext } from './config/context.ts';
-import { main } from './run.ts';
+import { createContext } from './before-consent/config/context.ts';
+import { main } from './before-consent/run.ts';
 
 const { ctx, exit } = createContext();
 void main(process.argv.slice(2), ctx).then(exit);

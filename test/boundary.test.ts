@@ -2,24 +2,25 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
+import { DOOR, DOOR_OPENER, MAY_IMPORT, partOf } from '../src/layout.ts';
 import { PROJECT_DIR } from './helpers.ts';
 
 /**
- * The opt-out line, kept honest: code that runs before consent (src/cli, src/consent,
- * src/config, run.ts, main.ts) reaches code past it (collect, deliver, store) only through the
- * one door, a dynamic import of src/reporter.ts. Type-only imports carry no code and are allowed.
- * (Next.js spawned its detached flush before checking consent, #97716: a static import is how
- * that starts.)
+ * The opt-out line, kept honest: src/layout.ts says which folder is on which side of consent and
+ * what each may import; this checks every import of every file against it. Code before consent
+ * reaches code past it only through before-consent/run.ts's dynamic import of door.ts (Next.js
+ * spawned its detached flush before checking consent, #97716: a static import is how that
+ * starts). Type-only imports carry no code and are allowed.
  */
 const SRC = path.join(PROJECT_DIR, 'src');
-const BEFORE_CONSENT = /^(cli|consent|config)\/|^(run|main|errors)\.ts$/;
-const DOOR = 'reporter.ts';
 
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir, { recursive: true, encoding: 'utf8' }).filter((file) => file.endsWith('.ts'));
+function sourceFiles(): string[] {
+  return readdirSync(SRC, { recursive: true, encoding: 'utf8' })
+    .filter((file) => file.endsWith('.ts') && file !== 'layout.ts')
+    .map((file) => file.split(path.sep).join('/'));
 }
 
-/** Every import of `file` that brings code along: [specifier, dynamic]. */
+/** Every import of `file` that brings code along, as a path under src/. */
 function codeImports(file: string): { target: string; dynamic: boolean }[] {
   const text = readFileSync(path.join(SRC, file), 'utf8');
   const found: { target: string; dynamic: boolean }[] = [];
@@ -31,21 +32,48 @@ function codeImports(file: string): { target: string; dynamic: boolean }[] {
   return found.map(({ target, dynamic }) => ({ target: path.posix.normalize(path.posix.join(path.posix.dirname(file), target)), dynamic }));
 }
 
-test('code before consent imports code past it only through the dynamic import of src/reporter.ts', () => {
-  const files = sourceFiles(SRC);
-  const before = files.filter((file) => BEFORE_CONSENT.test(file));
-  assert.ok(before.length >= 10 && files.length - before.length >= 15, 'both sides were found');
-  const crossings = before.flatMap((file) =>
+test('every file of src/ belongs to one part of the layout', () => {
+  assert.deepEqual(sourceFiles().filter((file) => partOf(file) === undefined), []);
+});
+
+test('every import keeps to the layout: before consent reaches past it only through the dynamic import of door.ts', () => {
+  const files = sourceFiles();
+  assert.ok(files.filter((file) => partOf(file) === 'before-consent').length >= 10 && files.filter((file) => partOf(file) === 'after-consent').length >= 15, 'both sides were found');
+  const crossings = files.flatMap((file) =>
     codeImports(file)
-      .filter(({ target }) => !target.startsWith('../') && !BEFORE_CONSENT.test(target))
-      .filter(({ target, dynamic }) => !(target === DOOR && dynamic))
-      .map(({ target, dynamic }) => `${file} ${dynamic ? 'dynamically ' : ''}imports ${target}`),
+      .filter(({ target }) => target.endsWith('.ts'))
+      .filter(({ target, dynamic }) => !(file === DOOR_OPENER && target === DOOR && dynamic))
+      .filter(({ target }) => !MAY_IMPORT[partOf(file)!].includes(partOf(target)!))
+      .map(({ target, dynamic }) => `${file} (${partOf(file)}) ${dynamic ? 'dynamically ' : ''}imports ${target} (${partOf(target)})`),
   );
   assert.deepEqual(crossings, []);
-  assert.ok(codeImports('run.ts').some(({ target, dynamic }) => target === DOOR && dynamic), 'run.ts opens the door');
+  assert.ok(codeImports(DOOR_OPENER).some(({ target, dynamic }) => target === DOOR && dynamic), `${DOOR_OPENER} opens the door`);
 });
 
 test('the door is the only module past consent that code before it names', () => {
-  const doorUsers = sourceFiles(SRC).filter((file) => codeImports(file).some(({ target }) => target === DOOR));
-  assert.deepEqual(doorUsers, ['run.ts']);
+  const doorUsers = sourceFiles().filter((file) => codeImports(file).some(({ target }) => target === DOOR));
+  assert.deepEqual(doorUsers, [DOOR_OPENER]);
+});
+
+test('shared code is Node-free, so the browser module can use it: no node: module, require, Buffer or process', () => {
+  const nodeOnly = sourceFiles()
+    .filter((file) => partOf(file) === 'shared')
+    .flatMap((file) => {
+      const text = readFileSync(path.join(SRC, file), 'utf8').replace(/\/\*[\s\S]*?\*\/|\/\/.*$/gm, '');
+      return [/from\s+'node:/, /\brequire\(/, /\bBuffer\b/, /\bprocess\./].filter((pattern) => pattern.test(text)).map((pattern) => `${file}: ${pattern}`);
+    });
+  assert.deepEqual(nodeOnly, []);
+});
+
+test('no import cycles between modules', () => {
+  const files = sourceFiles();
+  const edges = new Map(files.map((file) => [file, codeImports(file).filter(({ dynamic }) => !dynamic).map(({ target }) => target)]));
+  const cycles: string[] = [];
+  const visit = (file: string, trail: string[]) => {
+    if (trail.includes(file)) return void cycles.push([...trail.slice(trail.indexOf(file)), file].join(' -> '));
+    if (trail.length > 40) return;
+    for (const next of edges.get(file) ?? []) visit(next, [...trail, file]);
+  };
+  for (const file of files) visit(file, []);
+  assert.deepEqual([...new Set(cycles)], []);
 });

@@ -4,9 +4,9 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { build, dashboardOutfile, DEFAULT_OUTFILE } from '../scripts/build.ts';
 import { endpoint, listTree, PROJECT_DIR, runBundle, tempDir, trapViolations } from './helpers.ts';
-import { EXAMPLE_API_KEY } from '../src/config/settings.ts';
-import { validateVendorConfig } from '../src/config/vendor.ts';
-import { optionNames } from '../src/cli/parse.ts';
+import { EXAMPLE_API_KEY } from '../src/before-consent/config/settings.ts';
+import { validateVendorConfig } from '../src/before-consent/config/vendor.ts';
+import { optionNames } from '../src/before-consent/cli/parse.ts';
 import { execFile } from 'node:child_process';
 
 test('the committed dist/anonymous-statistics.js and its dashboard module are exactly what a fresh build of src/ produces', async (t) => {
@@ -19,7 +19,7 @@ test('the committed dist/anonymous-statistics.js and its dashboard module are ex
 
 test('the dashboard module is one small ES module that imports nothing and does nothing when loaded', async () => {
   const code = readFileSync(dashboardOutfile(DEFAULT_OUTFILE), 'utf8');
-  // About 4 KB of it is the backend's scrubber (src/collect/scrub.ts), bundled whole.
+  // About 4 KB of it is the backend's scrubber (src/shared/scrub.ts), bundled whole.
   assert.ok(code.length < 12_000, `${code.length} bytes`);
   // Not even the word: no static import, no import(), no import.meta.
   assert.doesNotMatch(code, /\bimport\b/);

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseInvocation } from '../src/cli/parse.ts';
-import { UsageError } from '../src/errors.ts';
-import { buildEventProperties } from '../src/cli/events.ts';
-import { cut, MAX_TEXT_LENGTH } from '../src/collect/scrub.ts';
+import { parseInvocation } from '../src/before-consent/cli/parse.ts';
+import { UsageError } from '../src/before-consent/errors.ts';
+import { buildEventProperties } from '../src/before-consent/cli/events.ts';
+import { cut, MAX_TEXT_LENGTH } from '../src/shared/scrub.ts';
 
 const usage = (pattern: RegExp) => (error: unknown) => error instanceof UsageError && pattern.test(error.message);
 

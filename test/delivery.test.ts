@@ -3,7 +3,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import type { Behavior } from '../scripts/endpoint.ts';
-import { main } from '../src/run.ts';
+import { main } from '../src/before-consent/run.ts';
 import { endpoint, fakeContext, listTree, makeRoot, outboxFolders, PROJECT_DIR, runBundle, spawnBundle, tempDir, trapViolations, waitingEvents, whenDir } from './helpers.ts';
 
 /** The built file against a real server on 127.0.0.1 that misbehaves in every way we know. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { detectSystem } from '../src/collect/detect/index.ts';
+import { detectSystem } from '../src/after-consent/collect/detect/index.ts';
 
 /**
  * One test per fixture root (real files of real systems; see test/fixtures/SOURCES.md). Each

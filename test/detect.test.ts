@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { detectSystem } from '../src/collect/detect/index.ts';
+import { detectSystem } from '../src/after-consent/collect/detect/index.ts';
 import { makeRoot } from './helpers.ts';
 
 const platform = { type: 'Linux', release: '6.1.0-host', machine: 'aarch64' };

@@ -1,10 +1,10 @@
-import { openStore, type Store } from '../src/store/store.ts';
+import { openStore, type Store } from '../src/after-consent/store/store.ts';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, watch, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import type { Context } from '../src/config/context.ts';
+import type { Context } from '../src/before-consent/config/context.ts';
 import { startEndpoint, type Behavior, type Endpoint, type EndpointOptions } from '../scripts/endpoint.ts';
 
 export const PROJECT_DIR = path.resolve(__dirname, '..');

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { appSpecificId, distinctId } from '../src/collect/identity.ts';
+import { appSpecificId, distinctId } from '../src/after-consent/collect/identity.ts';
 import { makeRoot } from './helpers.ts';
 
 const MACHINE_ID = '4c4c4544004b4e10805ac4c04f4e4d33';

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
-import { parseInvocation } from '../src/cli/parse.ts';
-import { resolveSettings } from '../src/config/settings.ts';
-import type { VendorConfig } from '../src/config/vendor.ts';
-import { optOuts } from '../src/consent/optout.ts';
-import { UsageError } from '../src/errors.ts';
-import { main } from '../src/run.ts';
+import { parseInvocation } from '../src/before-consent/cli/parse.ts';
+import { resolveSettings } from '../src/before-consent/config/settings.ts';
+import type { VendorConfig } from '../src/before-consent/config/vendor.ts';
+import { optOuts } from '../src/before-consent/consent/optout.ts';
+import { UsageError } from '../src/before-consent/errors.ts';
+import { main } from '../src/before-consent/run.ts';
 import { endpoint, fakeContext, makeRoot, tempDir } from './helpers.ts';
 
 const ACME: VendorConfig = {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { parseOsRelease } from '../src/collect/detect/os-release.ts';
+import { parseOsRelease } from '../src/after-consent/collect/detect/os-release.ts';
 
 test('reads unquoted, double-quoted and single-quoted values', () => {
   assert.deepEqual(parseOsRelease('ID=debian\nNAME="Debian GNU/Linux"\nVERSION=\'12 (bookworm)\'\n'), {

@@ -3,8 +3,8 @@ import { execFileSync } from 'node:child_process';
 import { lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
-import { main } from '../src/run.ts';
-import { OUTBOX_MAX_BYTES, OUTBOX_MAX_EVENTS, store, type Outbox, type OutboxEvent } from '../src/store/outbox.ts';
+import { main } from '../src/before-consent/run.ts';
+import { OUTBOX_MAX_BYTES, OUTBOX_MAX_EVENTS, store, type Outbox, type OutboxEvent } from '../src/after-consent/store/outbox.ts';
 import { endpoint, fakeContext, openTestStore, IS_ROOT, makeRoot, outboxFolders, runBundle, spawnBundle, tempDir, trapViolations, waitingEvents } from './helpers.ts';
 
 /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { bypassesProxy, proxyFor } from '../src/deliver/proxy.ts';
+import { bypassesProxy, proxyFor } from '../src/after-consent/deliver/proxy.ts';
 import { endpoint, makeRoot, PROJECT_DIR, runBundle, tempDir } from './helpers.ts';
 import { startProxy } from './proxy-server.ts';
 import { issueCertificates } from './test-ca.ts';

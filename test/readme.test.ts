@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { captureSchema } from '../src/collect/properties.ts';
+import { captureSchema } from '../src/after-consent/collect/properties.ts';
 import { PROJECT_DIR } from './helpers.ts';
 
 /**
  * The README's "What we collect and why" table names exactly the properties the published
- * schema lists (`schema`, src/collect/properties.ts): the same table toCapture refuses anything
+ * schema lists (`schema`, src/after-consent/collect/properties.ts): the same table toCapture refuses anything
  * outside of, and test/schema.test.ts validates every event every command sends against.
  */
 test('the README "What we collect and why" table lists exactly the properties of the published schema', () => {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { exists, readLink, readText, resolveInRoot } from '../src/collect/detect/fs.ts';
+import { exists, readLink, readText, resolveInRoot } from '../src/after-consent/collect/detect/fs.ts';
 import { makeRoot, tempDir } from './helpers.ts';
 
 test('an absolute symlink resolves inside the root, not on the host', (t) => {

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { test } from 'node:test';
 import Ajv2020 from 'ajv/dist/2020.js';
-import { captureSchema, PROPERTIES } from '../src/collect/properties.ts';
-import { main } from '../src/run.ts';
+import { captureSchema, PROPERTIES } from '../src/after-consent/collect/properties.ts';
+import { main } from '../src/before-consent/run.ts';
 import { endpoint, fakeContext, makeRoot, PROJECT_DIR, runBundle, tempDir } from './helpers.ts';
 
 /**

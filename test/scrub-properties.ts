@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { createScrubber } from '../src/collect/scrub.ts';
+import { createScrubber } from '../src/shared/scrub.ts';
 
 /**
  * The scrubber's properties, shared by test/scrub.test.ts (one run each, a new seed every time)

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { createScrubber, cut, MAX_SCRUBBED_LENGTH, MAX_TEXT_LENGTH, scrubSystemValue } from '../src/collect/scrub.ts';
+import { createScrubber, cut, MAX_SCRUBBED_LENGTH, MAX_TEXT_LENGTH, scrubSystemValue } from '../src/shared/scrub.ts';
 import { NUM_RUNS, scrubProperties } from './scrub-properties.ts';
 
 /** The scrubber on its own: every kind it removes, what it keeps, and what it costs. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { UsageError } from '../src/errors.ts';
-import { resolveSettings } from '../src/config/settings.ts';
+import { UsageError } from '../src/before-consent/errors.ts';
+import { resolveSettings } from '../src/before-consent/config/settings.ts';
 import { fakeContext } from './helpers.ts';
 
 const { vendor } = fakeContext();

@@ -4,10 +4,10 @@ import { chmodSync, chownSync, closeSync, existsSync, ftruncateSync, fstatSync, 
 import os from 'node:os';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
-import { BACKOFF_MAX_MS } from '../src/store/state.ts';
-import { main } from '../src/run.ts';
-import { store, type OutboxEvent } from '../src/store/outbox.ts';
-import { TAG_FILE } from '../src/store/state-dir.ts';
+import { BACKOFF_MAX_MS } from '../src/after-consent/store/state.ts';
+import { main } from '../src/before-consent/run.ts';
+import { store, type OutboxEvent } from '../src/after-consent/store/outbox.ts';
+import { TAG_FILE } from '../src/after-consent/store/state-dir.ts';
 import { endpoint, fakeContext, listTree, openTestStore, makeRoot, outboxFolders, runBundle, runBundleUnder, tempDir, trapViolations, unlessRoot, waitingEvents } from './helpers.ts';
 
 /**

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { HISTORY_KEEP, readHistory, recordHistory } from '../src/store/history.ts';
-import { main } from '../src/run.ts';
+import { HISTORY_KEEP, readHistory, recordHistory } from '../src/after-consent/store/history.ts';
+import { main } from '../src/before-consent/run.ts';
 import { endpoint, fakeContext, listTree, makeRoot, openTestStore, runBundle, tempDir } from './helpers.ts';
 
 /** Consent and transparency: what users can check before and after anything is sent. */

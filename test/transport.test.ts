@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { test, type TestContext } from 'node:test';
-import { post } from '../src/deliver/transport.ts';
-import { NetworkError } from '../src/deliver/errors.ts';
+import { post } from '../src/after-consent/deliver/transport.ts';
+import { NetworkError } from '../src/after-consent/deliver/errors.ts';
 
 /**
  * post() against a proxy that answers CONNECT as each test scripts it. The target is

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { COMMON_PROPERTIES, noticeVersion, noticeVersionOf, PROPERTIES } from '../src/collect/properties.ts';
-import { disposition, emptyState, forgetIdentity, mayUpload, noticeShownFor, parseState, withIdSalt, withNoticeShown, type DispositionInput, type Disposition, type State } from '../src/store/state.ts';
+import { COMMON_PROPERTIES, noticeVersion, noticeVersionOf, PROPERTIES } from '../src/after-consent/collect/properties.ts';
+import { disposition, emptyState, forgetIdentity, mayUpload, noticeShownFor, parseState, withIdSalt, withNoticeShown, type DispositionInput, type Disposition, type State } from '../src/after-consent/store/state.ts';
 
 /** What the state file means for telling the user, local-only mode and the id: pure, no disk. */
 

@@ -1,6 +1,6 @@
-import { MAX_TEXT_LENGTH } from '../collect/scrub.ts';
-import { endpointProblem } from '../config/endpoint-url.ts';
-import { UUID_PATTERN } from '../config/uuid.ts';
+import { MAX_TEXT_LENGTH } from '../shared/scrub.ts';
+import { endpointProblem } from '../shared/endpoint-url.ts';
+import { UUID_PATTERN } from '../shared/uuid.ts';
 
 /**
  * What `anonymous-statistics consent` prints when telemetry is on, and all the browser module

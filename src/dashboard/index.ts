@@ -9,8 +9,8 @@
  * path, referrer, title, screen and user agent never enter an event; the request itself carries
  * no cookie and no Referer (fetch with `credentials: 'omit'`, `referrerPolicy: 'no-referrer'`).
  */
-import { createScrubber, cut } from '../collect/scrub.ts';
-import { batchUrl } from '../deliver/urls.ts';
+import { createScrubber, cut } from '../shared/scrub.ts';
+import { batchUrl } from '../shared/urls.ts';
 import { readConsent, type DashboardConsent } from './consent.ts';
 
 export type { DashboardConsent } from './consent.ts';

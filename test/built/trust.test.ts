@@ -7,10 +7,10 @@ import { after, before, test, type TestContext } from 'node:test';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { build } from '../../scripts/build.ts';
 import type { Endpoint } from '../../scripts/endpoint.ts';
-import { captureSchema } from '../../src/collect/properties.ts';
-import { withNoticeShown } from '../../src/store/state.ts';
-import { updateState } from '../../src/store/state-file.ts';
-import { closeStore } from '../../src/store/store.ts';
+import { captureSchema } from '../../src/after-consent/collect/properties.ts';
+import { withNoticeShown } from '../../src/after-consent/store/state.ts';
+import { updateState } from '../../src/after-consent/store/state-file.ts';
+import { closeStore } from '../../src/after-consent/store/store.ts';
 import { BUNDLE, endpoint, makeRoot, NODE_UNDER_TEST, openTestStore, PROJECT_DIR, runBuilt, runBundle, tempDir, TRAP_LOG, trapViolations, waitingEvents } from '../helpers.ts';
 
 /**

@@ -3,7 +3,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { claimSlot } from '../../../src/store/limits.ts';
+import { claimSlot } from '../../../src/after-consent/store/limits.ts';
 
 const HOUR = 3_600_000;
 const NOW = 500_000 * HOUR + 1234;

@@ -15,7 +15,7 @@ import {
   suppressedOne,
   withDistinctId,
   type State,
-} from '../../../src/store/state.ts';
+} from '../../../src/after-consent/store/state.ts';
 
 /** What state.json means, as tables of pure transitions: no disk, no clock but the one given. */
 

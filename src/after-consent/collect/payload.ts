@@ -1,5 +1,5 @@
 import type { DetectionProperties } from './detect/index.ts';
-import type { EventProperties } from '../cli/events.ts';
+import type { EventProperties } from '../../before-consent/cli/events.ts';
 import { isPropertyName, SCHEMA_VERSION } from './properties.ts';
 
 export { SCHEMA_VERSION };
@@ -48,6 +48,6 @@ export function toCapture(input: CaptureInput): CaptureEvent {
   };
   // What `schema` publishes is all that can leave: a property it does not list is a bug of ours.
   const unlisted = Object.keys(properties).find((name) => !isPropertyName(name));
-  if (unlisted !== undefined) throw new Error(`property ${unlisted} is not in the published schema (src/collect/properties.ts)`);
+  if (unlisted !== undefined) throw new Error(`property ${unlisted} is not in the published schema (src/after-consent/collect/properties.ts)`);
   return { api_key: input.apiKey, event: input.event, uuid: input.uuid, timestamp: input.timestamp.toISOString(), properties };
 }

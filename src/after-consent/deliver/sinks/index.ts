@@ -1,5 +1,5 @@
-import type { Context } from '../../config/context.ts';
-import type { Settings } from '../../config/settings.ts';
+import type { Context } from '../../../before-consent/config/context.ts';
+import type { Settings } from '../../../before-consent/config/settings.ts';
 import { ga4Sink } from './ga4.ts';
 import { otlpSink } from './otlp.ts';
 import { posthogSink } from './posthog.ts';

@@ -1,6 +1,6 @@
 import { lstatSync, opendirSync, renameSync } from 'node:fs';
 import path from 'node:path';
-import { UUID_PATTERN } from '../config/uuid.ts';
+import { UUID_PATTERN } from '../../shared/uuid.ts';
 import { errorCode, readOwnFile, removeFile, writeNew } from './files.ts';
 import { openFolder, type StateDir } from './state-dir.ts';
 

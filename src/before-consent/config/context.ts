@@ -1,8 +1,8 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import os from 'node:os';
-import type { Platform } from '../collect/detect/index.ts';
+import type { Platform } from '../../after-consent/collect/detect/index.ts';
 import type { Env } from './settings.ts';
-import { uuidV4FromBytes } from './uuid.ts';
+import { uuidV4FromBytes } from '../../shared/uuid.ts';
 import { VENDOR } from './vendor-config.ts';
 import { commandName, type VendorConfig } from './vendor.ts';
 

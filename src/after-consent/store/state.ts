@@ -1,5 +1,5 @@
-import type { EventName, EventProperties } from '../cli/events.ts';
-import { UUID_PATTERN } from '../config/uuid.ts';
+import type { EventName, EventProperties } from '../../before-consent/cli/events.ts';
+import { UUID_PATTERN } from '../../shared/uuid.ts';
 
 /**
  * What the state file means, as pure functions `(state, ...) -> state`: no disk here

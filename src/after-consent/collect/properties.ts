@@ -1,4 +1,4 @@
-import type { EventName } from '../cli/events.ts';
+import type { EventName } from '../../before-consent/cli/events.ts';
 
 /**
  * Every property an event can carry: what it is and why it is collected. This table is the one

@@ -1,5 +1,5 @@
 import { UsageError } from '../errors.ts';
-import { parseEndpoint } from './settings.ts';
+import { parseEndpoint } from './endpoint.ts';
 
 /**
  * How an extra opt-out variable reads: `any` opts out on any non-empty value (like

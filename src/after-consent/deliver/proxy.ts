@@ -1,4 +1,4 @@
-import { isLoopbackHost, type Env } from '../config/settings.ts';
+import { isLoopbackHost, type Env } from '../../before-consent/config/settings.ts';
 
 /**
  * The proxy an https: request to `url` goes through, from the environment as curl reads it:

@@ -1,5 +1,5 @@
-import type { Context } from '../config/context.ts';
-import type { Settings } from '../config/settings.ts';
+import type { Context } from '../../before-consent/config/context.ts';
+import type { Settings } from '../../before-consent/config/settings.ts';
 import { appendText } from '../store/files.ts';
 import { recordHistory, type HistoryEntry } from '../store/history.ts';
 import { capOutbox, claimWaiting, recoverAbandoned, release, settle, store, storeClaimed, waitingNames, type Item, type Outbox, type OutboxEvent } from '../store/outbox.ts';

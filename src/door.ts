@@ -6,26 +6,26 @@
  * reaches past it only through this file (test/boundary.test.ts keeps it that way).
  */
 import path from 'node:path';
-import type { EventName, EventProperties } from './cli/events.ts';
-import type { Context } from './config/context.ts';
-import type { Settings } from './config/settings.ts';
-import { optOutAdvice, type OptOut } from './consent/optout.ts';
-import { commandName } from './config/vendor.ts';
+import type { EventName, EventProperties } from './before-consent/cli/events.ts';
+import type { Context } from './before-consent/config/context.ts';
+import type { Settings } from './before-consent/config/settings.ts';
+import { optOutAdvice, type OptOut } from './before-consent/consent/optout.ts';
+import { commandName } from './before-consent/config/vendor.ts';
 import type { DashboardConsent } from './dashboard/consent.ts';
-import { readText } from './collect/detect/fs.ts';
-import { detectSystem } from './collect/detect/index.ts';
-import { distinctId, identitySource, type IdentitySources } from './collect/identity.ts';
-import { SCHEMA_VERSION, toCapture, type CaptureEvent } from './collect/payload.ts';
-import { captureSchema, noticeVersion } from './collect/properties.ts';
-import { createScrubber, cut, scrubSystemValue } from './collect/scrub.ts';
-import { productVersionProperties } from './collect/version.ts';
-import { deliverNew, enforceCaps, flushOutbox, type Delivery, type FlushResult } from './deliver/delivery.ts';
-import { captureUrl } from './deliver/urls.ts';
-import { sinkFor } from './deliver/sinks/index.ts';
-import { appendText } from './store/files.ts';
-import { formatHistory, readHistory, recordHistory } from './store/history.ts';
-import { claimSlot } from './store/limits.ts';
-import { clearOutbox, store, unsentCount, type OutboxEvent } from './store/outbox.ts';
+import { readText } from './after-consent/collect/detect/fs.ts';
+import { detectSystem } from './after-consent/collect/detect/index.ts';
+import { distinctId, identitySource, type IdentitySources } from './after-consent/collect/identity.ts';
+import { SCHEMA_VERSION, toCapture, type CaptureEvent } from './after-consent/collect/payload.ts';
+import { captureSchema, noticeVersion } from './after-consent/collect/properties.ts';
+import { createScrubber, cut, scrubSystemValue } from './shared/scrub.ts';
+import { productVersionProperties } from './after-consent/collect/version.ts';
+import { deliverNew, enforceCaps, flushOutbox, type Delivery, type FlushResult } from './after-consent/deliver/delivery.ts';
+import { captureUrl } from './shared/urls.ts';
+import { sinkFor } from './after-consent/deliver/sinks/index.ts';
+import { appendText } from './after-consent/store/files.ts';
+import { formatHistory, readHistory, recordHistory } from './after-consent/store/history.ts';
+import { claimSlot } from './after-consent/store/limits.ts';
+import { clearOutbox, store, unsentCount, type OutboxEvent } from './after-consent/store/outbox.ts';
 import {
   countsOf,
   countsTaken,
@@ -41,10 +41,10 @@ import {
   withNoticeShown,
   type Counts,
   type State,
-} from './store/state.ts';
-import { readState, STATE_FILE, updateState } from './store/state-file.ts';
-import { stateDirCandidates, type Candidate, type StateDir } from './store/state-dir.ts';
-import { closeStore, openStore, peekStore, type Store } from './store/store.ts';
+} from './after-consent/store/state.ts';
+import { readState, STATE_FILE, updateState } from './after-consent/store/state-file.ts';
+import { stateDirCandidates, type Candidate, type StateDir } from './after-consent/store/state-dir.ts';
+import { closeStore, openStore, peekStore, type Store } from './after-consent/store/store.ts';
 
 const DEFAULT_EVENTS_PER_HOUR = 10;
 const NOT_YET_TOLD = 'waits until the notice has been shown on this host (the vendor requires it)';

@@ -1,4 +1,4 @@
-import { asVersion8, isVersion8 } from '../config/uuid.ts';
+import { asVersion8, isVersion8 } from '../../shared/uuid.ts';
 import type { OptOut } from './optout.ts';
 
 /**

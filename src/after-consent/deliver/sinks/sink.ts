@@ -1,4 +1,4 @@
-import type { SinkName } from '../../config/vendor.ts';
+import type { SinkName } from '../../../before-consent/config/vendor.ts';
 import type { OutboxEvent } from '../../store/outbox.ts';
 
 /**

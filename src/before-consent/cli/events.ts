@@ -1,6 +1,6 @@
 import { UsageError } from '../errors.ts';
 import type { OptionValues } from '../config/settings.ts';
-import { isUuid } from '../config/uuid.ts';
+import { isUuid } from '../../shared/uuid.ts';
 
 /**
  * One row per event command: its own options (a parseArgs spec) and a pure builder that turns

@@ -99,7 +99,7 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
   // Known before anything else is read: a local-only run opens no socket and starts no sender.
   const local = !optOut && isLocalOnly(settings.configDir);
   if (local && ctx.backgroundChild) return 0;
-  const reporter = await import('./reporter.ts');
+  const reporter = await import('../door.ts');
   if (ctx.backgroundChild) await reporter.sendWaiting(settings, ctx);
   // The detached child runs the same command line (as a child it only sends what waits): taking
   // --background out could take out a value that happens to read so.
@@ -113,7 +113,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   async status(values, ctx) {
     const settings = settingsOf(values, ctx);
     const active = activeOptOuts(settings, ctx);
-    const { describeState } = await import('./reporter.ts');
+    const { describeState } = await import('../door.ts');
     const report: StatusReport = {
       telemetry: active.length > 0 ? 'off' : isLocalOnly(settings.configDir) ? 'local' : 'on',
       enabled: active.length === 0,
@@ -132,7 +132,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   async disable(values, ctx) {
     const settings = settingsOf(values, ctx);
     const marker = disableTelemetry(settings.configDir);
-    const { clearWaiting } = await import('./reporter.ts');
+    const { clearWaiting } = await import('../door.ts');
     const cleared = clearWaiting(settings, ctx, { forgetId: true });
     ctx.stdout(`telemetry disabled: ${marker} exists${cleared > 0 ? `; deleted ${count(cleared, 'queued event')}` : ''}\nthe id is forgotten: a later enable makes a new one\n`);
     return 0;
@@ -153,7 +153,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
     const settings = settingsOf(values, ctx);
     const { marker, removedOptOut } = chooseLocalOnly(settings.configDir);
     // Local means nothing leaves from now on, what was queued before included.
-    const { clearWaiting } = await import('./reporter.ts');
+    const { clearWaiting } = await import('../door.ts');
     const cleared = clearWaiting(settings, ctx, { forgetId: false });
     const remaining = activeOptOuts({ ...settings, disableFlag: undefined }, ctx);
     const lines = [
@@ -168,7 +168,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
   },
   async schema(values, ctx) {
     const settings = settingsOf(values, ctx);
-    const { schema } = await import('./reporter.ts');
+    const { schema } = await import('../door.ts');
     ctx.stdout(schema(settings));
     return 0;
   },
@@ -185,7 +185,7 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       return 0;
     }
     ctx.armDeadline(settings.timeoutMs - ctx.elapsedMs() + DEADLINE_GRACE_MS);
-    const { flush } = await import('./reporter.ts');
+    const { flush } = await import('../door.ts');
     const result = await flush(settings, ctx);
     const corrupt = result.corrupt > 0 ? `, ${count(result.corrupt, 'corrupt file')} set aside` : '';
     ctx.stdout(`sent ${count(result.sent, 'queued event')}, dropped ${result.dropped} the receiver refused${corrupt}; ${result.remaining} still queued\n`);
@@ -211,13 +211,13 @@ const MANAGEMENT: Record<Extract<Invocation, { kind: 'management' }>['command'],
       ctx.stdout(`${JSON.stringify({ enabled: false })}\n`);
       return 0;
     }
-    const { dashboardConsent } = await import('./reporter.ts');
+    const { dashboardConsent } = await import('../door.ts');
     ctx.stdout(`${JSON.stringify(dashboardConsent(settings, ctx))}\n`);
     return 0;
   },
   async history(values, ctx) {
     const settings = settingsOf(values, ctx);
-    const { history } = await import('./reporter.ts');
+    const { history } = await import('../door.ts');
     ctx.stdout(history(settings, ctx, values.json === true));
     return 0;
   },

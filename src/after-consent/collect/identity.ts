@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { uuidV4FromBytes } from '../config/uuid.ts';
+import { uuidV4FromBytes } from '../../shared/uuid.ts';
 import { readText } from './detect/fs.ts';
 
 const MACHINE_ID = /^[0-9a-f]{32}$/;

@@ -1,9 +1,9 @@
 /** 16 bytes shaped as a UUID version 4 (RFC 9562): version and variant bits set, the rest kept. */
 export function uuidV4FromBytes(source: Uint8Array): string {
-  const bytes = Buffer.from(source.subarray(0, 16));
+  const bytes = Array.from(source.subarray(0, 16));
   bytes[6] = (bytes[6] & 0x0f) | 0x40;
   bytes[8] = (bytes[8] & 0x3f) | 0x80;
-  const hex = bytes.toString('hex');
+  const hex = bytes.map((byte) => byte.toString(16).padStart(2, '0')).join('');
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
 }
 

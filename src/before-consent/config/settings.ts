@@ -2,9 +2,10 @@ import path from 'node:path';
 import { UsageError } from '../errors.ts';
 import type { InstallSettings } from './install.ts';
 import { SINK_NAMES, sinkProblem, type OptOutMeaning, type SinkName, type VendorConfig } from './vendor.ts';
-import { endpointProblem, isLoopbackHost } from './endpoint-url.ts';
+import { isLoopbackHost } from '../../shared/endpoint-url.ts';
+import { parseEndpoint, type Source } from './endpoint.ts';
 
-export { isLoopbackHost } from './endpoint-url.ts';
+export { isLoopbackHost } from '../../shared/endpoint-url.ts';
 
 export type Env = Readonly<Record<string, string | undefined>>;
 export type OptionValues = Readonly<Record<string, string | boolean | string[] | undefined>>;
@@ -48,10 +49,6 @@ const DEFAULT_TIMEOUT_MS = 2000;
 const MAX_TIMEOUT_MS = 10 * 60 * 1000;
 
 /** One source of a setting, in precedence order: the flag, its variable, the installer's file, the build. */
-export interface Source {
-  value: string;
-  name: string;
-}
 
 function pick(values: OptionValues, env: Env, flag: string, variable: string | undefined, fallback: string | undefined, installed?: { value: string | undefined; file: string | undefined }): Source | undefined {
   const fromFlag = values[flag];
@@ -136,15 +133,3 @@ function parseTimeout(source: Source): number {
   return ms;
 }
 
-/** https: anywhere; http: only to this machine (endpoint-url.ts), decided from the URL alone. */
-export function parseEndpoint(source: Source): URL {
-  let url: URL;
-  try {
-    url = new URL(source.value);
-  } catch {
-    throw new UsageError(`${source.name} is not a valid URL: "${source.value}"`);
-  }
-  const problem = endpointProblem(url);
-  if (problem) throw new UsageError(`${source.name} ${problem}`);
-  return url;
-}

@@ -1,5 +1,5 @@
 import type { OutboxEvent } from '../../store/outbox.ts';
-import { batchUrl, captureUrl } from '../urls.ts';
+import { batchUrl, captureUrl } from '../../../shared/urls.ts';
 import type { Sink } from './sink.ts';
 
 /** Batches stay well under PostHog's request size limit (20 MB); delivery also caps their bytes. */
