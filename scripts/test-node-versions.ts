@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { NODE_VERSIONS, nodeBinary } from './node-versions.ts';
 
-const SUITES = ['test/e2e.test.ts', 'test/delivery.test.ts', 'test/integration.test.ts', 'test/proxy.test.ts', 'test/run-anywhere.test.ts'];
+const SUITES = ['test/built/e2e.test.ts', 'test/built/delivery.test.ts', 'test/built/integration.test.ts', 'test/unit/after-consent/deliver/proxy.test.ts', 'test/built/run-anywhere.test.ts'];
 const projectDir = path.resolve(__dirname, '..');
 
 let failed = 0;

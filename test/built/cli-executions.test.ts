@@ -6,7 +6,7 @@ import path from 'node:path';
 import { after, before, test, type TestContext } from 'node:test';
 import { build } from '../../scripts/build.ts';
 import type { Endpoint } from '../../scripts/endpoint.ts';
-import { endpoint, listTree, NODE_UNDER_TEST, PROJECT_DIR, runBuilt, tempDir, TRAP_LOG, trapViolations } from '../helpers.ts';
+import { endpoint, listTree, NODE_UNDER_TEST, PROJECT_DIR, runBuilt, tempDir, TRAP_LOG, trapViolations } from '../support/helpers.ts';
 
 /**
  * CONTRACT.md "An execution keeps its start's decision", and the werf-like and Lumogon-like
@@ -14,8 +14,8 @@ import { endpoint, listTree, NODE_UNDER_TEST, PROJECT_DIR, runBuilt, tempDir, TR
  */
 
 const EXAMPLES = path.join(PROJECT_DIR, 'docs/examples');
-const TRAP = path.join(PROJECT_DIR, 'test/no-remote-trap.cjs');
-const RECORDER = path.join(PROJECT_DIR, 'test/fs-recorder.cjs');
+const TRAP = path.join(PROJECT_DIR, 'test/support/no-remote-trap.cjs');
+const RECORDER = path.join(PROJECT_DIR, 'test/support/fs-recorder.cjs');
 const OPTED_IN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const OPTED_OUT_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 const MARKER = '.opt-out-from-anonymous-statistics';

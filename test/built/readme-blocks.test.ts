@@ -19,7 +19,7 @@ import { copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, symlinkSync 
 import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { describeEvent, ownProperties, type Endpoint } from '../../scripts/endpoint.ts';
-import { BUNDLE, endpoint, PROJECT_DIR, tempDir, TRAP_LOG, trapViolations } from '../helpers.ts';
+import { BUNDLE, endpoint, PROJECT_DIR, tempDir, TRAP_LOG, trapViolations } from '../support/helpers.ts';
 
 interface Block {
   /** What the comment before it says: `test: NAME`, `not run: WHY`, `check: NAME`, or '' for none. */
@@ -98,7 +98,7 @@ async function runBlock(t: TestContext, name: string): Promise<BlockRun> {
     TELEMETRY_STATE_DIR: stateDir,
     TELEMETRY_CONFIG_DIR: configDir,
     // Every node the block starts, npm's and the tool's, fails any attempt to leave 127.0.0.1.
-    NODE_OPTIONS: `--require ${path.join(PROJECT_DIR, 'test/no-remote-trap.cjs')}`,
+    NODE_OPTIONS: `--require ${path.join(PROJECT_DIR, 'test/support/no-remote-trap.cjs')}`,
     TRAP_LOG,
     npm_config_update_notifier: 'false',
   };

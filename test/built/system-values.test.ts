@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { makeRoot, runBundle } from '../helpers.ts';
+import { makeRoot, runBundle } from '../support/helpers.ts';
 
 /** Values the tool reads or is handed, not free text, still never carry an address, a home path or an escape sequence. */
 

@@ -11,7 +11,7 @@ import { captureSchema } from '../../src/after-consent/collect/properties.ts';
 import { withNoticeShown } from '../../src/after-consent/store/state.ts';
 import { updateState } from '../../src/after-consent/store/state-file.ts';
 import { closeStore } from '../../src/after-consent/store/store.ts';
-import { BUNDLE, endpoint, makeRoot, NODE_UNDER_TEST, openTestStore, PROJECT_DIR, runBuilt, runBundle, tempDir, TRAP_LOG, trapViolations, waitingEvents } from '../helpers.ts';
+import { BUNDLE, endpoint, makeRoot, NODE_UNDER_TEST, openTestStore, PROJECT_DIR, runBuilt, runBundle, tempDir, TRAP_LOG, trapViolations, waitingEvents } from '../support/helpers.ts';
 
 /**
  * CONTRACT.md "Telling the user, local-only mode, the schema, the id", with the built file as
@@ -20,7 +20,7 @@ import { BUNDLE, endpoint, makeRoot, NODE_UNDER_TEST, openTestStore, PROJECT_DIR
  * and `disable` forgets the id.
  */
 
-const TRAP = path.join(PROJECT_DIR, 'test/no-remote-trap.cjs');
+const TRAP = path.join(PROJECT_DIR, 'test/support/no-remote-trap.cjs');
 const MACHINE_ID = { 'etc/os-release': 'ID=debian\nVERSION_ID="12"\n', 'etc/machine-id': '0f1e2d3c4b5a69788796a5b4c3d2e1f0\n' };
 const NOTICE = /sends anonymous usage statistics/;
 

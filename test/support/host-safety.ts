@@ -7,7 +7,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
 import { gunzipSync } from 'node:zlib';
-import { BUNDLE, IS_ROOT, makeRoot, NODE_UNDER_TEST, PROJECT_DIR, tempDir, TRAP_LOG } from '../helpers.ts';
+import { BUNDLE, IS_ROOT, makeRoot, NODE_UNDER_TEST, PROJECT_DIR, tempDir, TRAP_LOG } from './helpers.ts';
 
 /**
  * Shared by the suites under test/built/host-safety/: runs of the built file that a test can
@@ -53,7 +53,7 @@ export interface HardRunOptions {
 export function runHard(args: string[], options: HardRunOptions = {}): Promise<HardRun> {
   const { env = {}, cwd = PROJECT_DIR, killAfterMs = 5000, wrapper = [], stdio = ['ignore', 'pipe', 'pipe'] } = options;
   const command = [...wrapper, NODE_UNDER_TEST, BUNDLE, ...args];
-  const fullEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${path.join(PROJECT_DIR, 'test/no-remote-trap.cjs')}`, TRAP_LOG, ...env };
+  const fullEnv = { PATH: process.env.PATH ?? '/usr/bin:/bin', NODE_OPTIONS: `--require ${path.join(PROJECT_DIR, 'test/support/no-remote-trap.cjs')}`, TRAP_LOG, ...env };
   const started = performance.now();
   return new Promise((resolve) => {
     const child = spawn(command[0], command.slice(1), { env: fullEnv, cwd, stdio });

@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import { chownSync, closeSync, constants, existsSync, mkdirSync, openSync, readdirSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
-import { makeRoot, tempDir, trapViolations } from '../../helpers.ts';
+import { makeRoot, tempDir, trapViolations } from '../../support/helpers.ts';
 import { assertEndedWithin, DEAD_ENDPOINT, MACHINE, NOBODY, receiver, runHard, seedOutbox, SLACK_MS, trivialRunMs } from '../../support/host-safety.ts';
 
 /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { makeRoot, tempDir, trapViolations } from '../../helpers.ts';
+import { makeRoot, tempDir, trapViolations } from '../../support/helpers.ts';
 import { MACHINE, receiver, runHard } from '../../support/host-safety.ts';
 
 /**

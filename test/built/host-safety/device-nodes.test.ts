@@ -3,7 +3,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { makeRoot, tempDir, trapViolations } from '../../helpers.ts';
+import { makeRoot, tempDir, trapViolations } from '../../support/helpers.ts';
 import { MACHINE, requireRoot, runHard } from '../../support/host-safety.ts';
 
 /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, lchownSync, mkdirSync, readFileSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { makeRoot, tempDir, trapViolations } from '../../helpers.ts';
+import { makeRoot, tempDir, trapViolations } from '../../support/helpers.ts';
 import { MACHINE, NOBODY, openTempDir, receiver, requireRoot, runHard } from '../../support/host-safety.ts';
 
 /**

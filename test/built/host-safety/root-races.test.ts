@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { chownSync, lchownSync, mkdirSync, readdirSync, readFileSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { makeRoot, tempDir, trapViolations } from '../../helpers.ts';
+import { makeRoot, tempDir, trapViolations } from '../../support/helpers.ts';
 import { AS_NOBODY, compileC, MACHINE, NOBODY, openTempDir, receiver, requireRoot, runHard, targetDir } from '../../support/host-safety.ts';
 
 /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
-import { makeRoot, tempDir, trapViolations } from '../../helpers.ts';
+import { makeRoot, tempDir, trapViolations } from '../../support/helpers.ts';
 import { assertRefused, DEAD_ENDPOINT, MACHINE, picture, receiver, runHard, seedOutbox, statusJson } from '../../support/host-safety.ts';
 
 /**

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, chownSync, existsSync, lchownSync, mkdirSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
-import { makeRoot, tempDir, trapViolations } from '../../helpers.ts';
+import { makeRoot, tempDir, trapViolations } from '../../support/helpers.ts';
 import { assertRefused, MACHINE, NOBODY, openTempDir, picture, receiver, requireRoot, runHard, statusJson } from '../../support/host-safety.ts';
 
 /**

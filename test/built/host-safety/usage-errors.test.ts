@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
-import { tempDir, trapViolations } from '../../helpers.ts';
+import { tempDir, trapViolations } from '../../support/helpers.ts';
 import { runHard } from '../../support/host-safety.ts';
 
 /**
