@@ -13,7 +13,7 @@ import { sinkFor } from './deliver/sinks/index.ts';
 import { buildPayload, capped, identitySources, type Identity } from './event.ts';
 import { formatHistory, readHistory } from './store/history.ts';
 import { unsentCount } from './store/outbox.ts';
-import { countsOf, emptyState, linkEvent, noticeShownFor, type State } from './store/state.ts';
+import { countsOf, emptyState, linkEvent, nextAttempt, noticeShownFor, type State } from './store/state.ts';
 import { readState, STATE_FILE } from './store/state-file.ts';
 import { stateDirCandidates, type Candidate, type StateDir } from './store/state-dir.ts';
 import { closeStore, peekStore } from './store/store.ts';
@@ -67,6 +67,14 @@ export function history(settings: Settings, ctx: Context, json: boolean): string
   return json ? `${JSON.stringify(entries, null, 2)}\n` : formatHistory(entries);
 }
 
+/** The back-off delivery keeps for this run's endpoint, while it holds sending back. */
+function receiverBackoff(state: State, settings: Settings, ctx: Context): { failures: number; next_attempt: string } | null {
+  const now = ctx.now().getTime();
+  const next = nextAttempt(state, settings.endpoint.href, now);
+  if (next <= now) return null;
+  return { failures: state.backoff[settings.endpoint.href]?.failures ?? 0, next_attempt: new Date(next).toISOString() };
+}
+
 /** What status reports of the state dir and of what a `start` would carry now; nothing is written. */
 export function describeState(settings: Settings, ctx: Context) {
   return peeking(settings, ctx, ({ stateDir, outbox, refused }) => {
@@ -80,6 +88,7 @@ export function describeState(settings: Settings, ctx: Context) {
       notice_shown_version: state.noticeVersion ?? null,
       notice_required: ctx.vendor.noticeRequired === true,
       endpoint: sinkFor(settings, ctx).shownUrl.href,
+      receiver_backoff: receiverBackoff(state, settings, ctx),
       machine_id: identitySource(settings.root, path.join(stateDir?.shown ?? settings.stateDir, STATE_FILE)),
       state_dir: stateDir?.shown ?? null,
       unusable_state_dirs: refused,

@@ -237,6 +237,8 @@ interface StatusReport {
   install_settings: string | null;
   sending_refused: string | null;
   endpoint: string;
+  /** The receiver's failures in a row and when the next attempt may be made; null when it is not backing off. */
+  receiver_backoff: { failures: number; next_attempt: string } | null;
   machine_id: string;
   state_dir: string | null;
   unusable_state_dirs: { dir: string; reason: string }[];
@@ -254,6 +256,7 @@ function formatStatus(report: StatusReport, advice: OptOutAdvice): string {
   lines.push(noticeLine(report));
   lines.push(`product: ${report.product}`, `endpoint: ${report.endpoint}`);
   if (report.sending_refused) lines.push(`  ${report.sending_refused}`);
+  if (report.receiver_backoff) lines.push(`  the receiver failed ${count(report.receiver_backoff.failures, 'time')} in a row (see history); next attempt after ${report.receiver_backoff.next_attempt}`);
   lines.push(`machine id: ${report.machine_id}`);
   if (report.install_settings) lines.push(`installer's settings: ${report.install_settings}`);
   for (const unusable of report.unusable_state_dirs) lines.push(`state dir ${unusable.dir} is unusable: it ${unusable.reason}`);

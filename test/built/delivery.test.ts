@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test, type TestContext } from 'node:test';
 import type { Behavior } from '../../scripts/endpoint.ts';
@@ -268,4 +268,19 @@ test('the --background child finishes its work when its service is stopped with 
   assert.equal(await child.exited, 0, 'it was not killed by SIGTERM; it ended at its own deadline');
   assert.equal(queued().length, 1, 'and gave back the event it could not deliver');
   assert.deepEqual(outboxFolders(state).cur, []);
+});
+
+test('a failed background delivery is visible where a person looks: history has its reason, status the back-off and the next attempt', async (t) => {
+  const server = await endpoint(t, { kind: 'status', status: 503 });
+  const { args, state } = setup(t);
+  assert.equal((await runBundle(['start', '--background', ...args(server.url)])).code, 0);
+  const ledger = () => (existsSync(path.join(state, 'history.jsonl')) ? readFileSync(path.join(state, 'history.jsonl'), 'utf8') : '');
+  await whenDir(state, () => ledger().includes('"status":503'), 'the background sender to record its failure');
+  const history = JSON.parse((await runBundle(['history', '--json', ...args(server.url)])).stdout) as { outcome: string; reason: string; status?: number }[];
+  assert.ok(history.some((entry) => entry.outcome === 'queued' && entry.status === 503 && /HTTP 503/.test(entry.reason)), 'the background sender\'s failure, with its reason');
+  const status = await runBundle(['status', '--json', ...args(server.url)]);
+  const backoff = JSON.parse(status.stdout).receiver_backoff;
+  assert.equal(backoff.failures, 1);
+  assert.ok(Date.parse(backoff.next_attempt) > Date.now(), 'the next attempt is ahead');
+  assert.match((await runBundle(['status', ...args(server.url)])).stdout, /the receiver failed 1 time in a row \(see history\); next attempt after \d{4}-/);
 });

@@ -2,7 +2,7 @@ import type { Context } from '../../before-consent/config/context.ts';
 import type { Settings } from '../../before-consent/config/settings.ts';
 import { appendText } from '../store/files.ts';
 import { recordHistory, type HistoryEntry } from '../store/history.ts';
-import { capOutbox, claimWaiting, recoverAbandoned, release, settle, store, storeClaimed, waitingNames, type Item, type Outbox, type OutboxEvent } from '../store/outbox.ts';
+import { capOutbox, claimWaiting, recoverAbandoned, release, removeClaimed, store, storeClaimed, waitingNames, type Item, type Outbox, type OutboxEvent } from '../store/outbox.ts';
 import { afterFailure, afterSuccess, droppedMore, nextAttempt as nextAttemptIn, type State } from '../store/state.ts';
 import { readState, updateState } from '../store/state-file.ts';
 import type { StateDir } from '../store/state-dir.ts';
@@ -125,7 +125,7 @@ function appendLog({ settings, ctx }: Delivery, line: string): void {
   }
 }
 
-function note(delivery: Delivery, events: readonly OutboxEvent[], outcome: Outcome, extra: Partial<HistoryEntry> = {}): void {
+function recordOutcome(delivery: Delivery, events: readonly OutboxEvent[], outcome: Outcome, extra: Partial<HistoryEntry> = {}): void {
   recordHistory(
     delivery.stateDir,
     events.map((event) => ({ time: delivery.ctx.now().toISOString(), event_time: event.timestamp, event: event.event, uuid: event.uuid, outcome: outcome.kind, reason: outcome.reason, status: outcome.status, ...extra })),
@@ -144,8 +144,8 @@ function sinkOf({ settings, ctx }: Delivery): Sink {
   return sinkFor(settings, ctx);
 }
 
-/** `wire`: the body the sink would send for the event alone, as the log shows a queued event. */
-function queued(delivery: Delivery, wire: string | Buffer, reason: string): Outcome {
+/** An event left waiting in the outbox: logged as queued (`wire`, the body its sink would send alone), and the caps applied. */
+function recordQueued(delivery: Delivery, wire: string | Buffer, reason: string): Outcome {
   appendLog(delivery, `{"queued":true,"reason":${JSON.stringify(reason)},"payload":${wire.toString()}}`);
   enforceCaps(delivery);
   return { kind: 'queued', reason };
@@ -163,7 +163,7 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
   const refusal = sink.problem(event, ctx.now());
   if (refusal !== undefined) {
     outcome = { kind: 'dropped', reason: `not queued: ${sink.name} would not take it (${refusal})` };
-    note(delivery, [event], outcome);
+    recordOutcome(delivery, [event], outcome);
     return outcome;
   }
   // The outbox keeps the capture event whatever the sink; the request is made when sending.
@@ -174,11 +174,11 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
     const reason = `receiver failing, next attempt after ${new Date(nextAttempt(delivery, state)).toISOString()}`;
     try {
       store(outbox, event, body);
-      outcome = queued(delivery, request.body, reason);
+      outcome = recordQueued(delivery, request.body, reason);
     } catch (error) {
       outcome = { kind: 'dropped', reason: `${reason}; could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
     }
-    note(delivery, [event], outcome);
+    recordOutcome(delivery, [event], outcome);
     return outcome;
   }
   let item: Item;
@@ -187,14 +187,14 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
   } catch (error) {
     // Decided once: an event that cannot be stored is not sent either (see README, "When nothing can be stored").
     outcome = { kind: 'dropped', reason: `could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
-    note(delivery, [event], outcome);
+    recordOutcome(delivery, [event], outcome);
     return outcome;
   }
   // If the budget runs out mid-send, the process ends with the event waiting, not lost.
   ctx.atDeadline(() => release(outbox, item));
   try {
     const status = await postWithRetries(delivery, request);
-    settle(item);
+    removeClaimed(item);
     request.logged.forEach((line) => appendLog(delivery, line));
     recordSuccess(delivery);
     outcome = { kind: 'sent', reason: 'delivered', status };
@@ -203,10 +203,10 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
     // shows that by the receiver taking the others (flushOutbox drops it then).
     if (verdictOf(error) !== 'refused') recordFailure(delivery, error);
     const reason = whyKept(error);
-    outcome = release(outbox, item) ? queued(delivery, request.body, reason) : { kind: 'dropped', reason: `${reason}; the outbox lost it (cleared meanwhile)` };
+    outcome = release(outbox, item) ? recordQueued(delivery, request.body, reason) : { kind: 'dropped', reason: `${reason}; the outbox lost it (cleared meanwhile)` };
     if (error instanceof HttpError) outcome.status = error.status;
   }
-  note(delivery, [event], outcome, { duration_ms: Math.round(ctx.elapsedMs()) });
+  recordOutcome(delivery, [event], outcome, { duration_ms: Math.round(ctx.elapsedMs()) });
   if (outcome.kind === 'sent' && waitingNames(outbox).length > 0 && remainingMs(delivery) > 100) await flushOutbox(delivery, { manual: false });
   return outcome;
 }
@@ -291,10 +291,10 @@ function sendable(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<s
   return items.filter((item) => {
     const refusal = flush.sink.problem(item.event, delivery.ctx.now());
     if (refusal === undefined) return true;
-    settle(item);
+    removeClaimed(item);
     unsent.delete(item.file);
     flush.result.dropped++;
-    note(delivery, [item.event], { kind: 'dropped', reason: `${flush.sink.name} would not take it (${refusal})` });
+    recordOutcome(delivery, [item.event], { kind: 'dropped', reason: `${flush.sink.name} would not take it (${refusal})` });
     return false;
   });
 }
@@ -307,16 +307,16 @@ function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Ite
   if (flush.refusedAlone.length === 0) return;
   if (flush.result.sent === 0) {
     recordFailure(delivery, flush.refusedAlone[0].error);
-    note(delivery, flush.refusedAlone.map(({ item }) => item.event), { kind: 'queued', reason: `${describe(flush.refusedAlone[0].error)} for every event: kept, and tried again later` });
+    recordOutcome(delivery, flush.refusedAlone.map(({ item }) => item.event), { kind: 'queued', reason: `${describe(flush.refusedAlone[0].error)} for every event: kept, and tried again later` });
     flush.result.error = `the receiver refused every event (${describe(flush.refusedAlone[0].error)})`;
     flush.refusedAlone = [];
     return;
   }
   for (const { item, error } of flush.refusedAlone) {
-    settle(item);
+    removeClaimed(item);
     unsent.delete(item.file);
     flush.result.dropped++;
-    note(delivery, [item.event], { kind: 'dropped', reason: `the receiver refused it alone, and took others (${describe(error)})`, status: (error as HttpError).status });
+    recordOutcome(delivery, [item.event], { kind: 'dropped', reason: `the receiver refused it alone, and took others (${describe(error)})`, status: (error as HttpError).status });
     delivery.ctx.debug(`dropped ${item.event.uuid}: the receiver refused it (${describe(error)})`);
   }
   flush.refusedAlone = [];
@@ -331,13 +331,13 @@ function completed(delivery: Delivery, item: Item): Item {
 
 function delivered(delivery: Delivery, items: Item[], request: SinkRequest, flush: Flush, unsent: Map<string, Item>, status: number, reason: string): void {
   for (const item of items) {
-    settle(item);
+    removeClaimed(item);
     unsent.delete(item.file);
   }
   request.logged.forEach((line) => appendLog(delivery, line));
   flush.result.sent += items.length;
   recordSuccess(delivery);
-  note(delivery, items.map((item) => item.event), { kind: 'sent', reason, status });
+  recordOutcome(delivery, items.map((item) => item.event), { kind: 'sent', reason, status });
 }
 
 /** One event to the capture path, as a receiver without /batch/ takes them. */
@@ -360,7 +360,7 @@ function failed(delivery: Delivery, items: Item[], flush: Flush, error: unknown)
     return undefined;
   }
   recordFailure(delivery, error);
-  note(delivery, items.map((item) => item.event), { kind: 'queued', reason: whyKept(error), ...(error instanceof HttpError ? { status: error.status } : {}) });
+  recordOutcome(delivery, items.map((item) => item.event), { kind: 'queued', reason: whyKept(error), ...(error instanceof HttpError ? { status: error.status } : {}) });
   return describe(error);
 }
 

@@ -137,7 +137,7 @@ function claimName(name: string, pid: number, now: number): string {
 }
 
 /** Sent, or refused for good: gone. */
-export function settle(item: Item): void {
+export function removeClaimed(item: Item): void {
   removeFile(item.file);
 }
 
