@@ -139,6 +139,8 @@ function walk(target: string, uid: number | undefined, create: boolean): Walked 
   let pending = path.resolve(target).split('/').filter((part) => part !== '');
   let current = openChecked('/', '/', (stat) => parentProblem(stat, uid));
   let links = 0;
+  /** Components this walk made: one that still is not there after being made is not a directory we can use. */
+  const made = new Set<string>();
   try {
     while (pending.length > 0) {
       const [name, ...rest] = pending;
@@ -153,6 +155,8 @@ function walk(target: string, uid: number | undefined, create: boolean): Walked 
         if (error instanceof Refused) throw error;
         if (code === 'ENOENT') {
           if (!create) return undefined;
+          if (made.has(real)) throw new Refused(real, 'cannot be opened after it was made');
+          made.add(real);
           try {
             makeDir(current, name, last ? 0o700 : 0o755);
           } catch (making) {
