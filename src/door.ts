@@ -12,13 +12,13 @@ import type { Settings } from './before-consent/config/settings.ts';
 import { optOutAdvice, type OptOut } from './before-consent/consent/optout.ts';
 import { commandName } from './before-consent/config/vendor.ts';
 import { noticeVersion } from './after-consent/collect/properties.ts';
-import { deliverNew, enforceCaps, flushOutbox, type Delivery, type FlushResult } from './after-consent/deliver/delivery.ts';
-import { buildPayload, identitySources, type Identity } from './after-consent/event.ts';
+import { deliverNew, enforceCaps, flushOutbox, timeLeftForWaiting, type Delivery, type FlushResult } from './after-consent/deliver/delivery.ts';
+import { buildPayload, finishEvent, identitySources, systemOf, type Identity } from './after-consent/event.ts';
 import { candidates, peeking, printDryRun } from './after-consent/look.ts';
 import { appendText } from './after-consent/store/files.ts';
 import { recordHistory } from './after-consent/store/history.ts';
 import { claimSlot } from './after-consent/store/limits.ts';
-import { clearOutbox, store, unsentCount, type OutboxEvent } from './after-consent/store/outbox.ts';
+import { claimWaiting, clearOutbox, finishClaimed, release, store, unsentCount, type OutboxEvent } from './after-consent/store/outbox.ts';
 import { countsOf, countsTaken, disposition, emptyState, forgetIdentity, linkEvent, mayUpload, noticeShownFor, suppressedOne, withNoticeShown, type Counts, type State } from './after-consent/store/state.ts';
 import { readState, updateState } from './after-consent/store/state-file.ts';
 import { closeStore, openStore, type Store } from './after-consent/store/store.ts';
@@ -63,20 +63,30 @@ function admit(store: Store, command: EventName, properties: EventProperties, ct
 }
 
 function delivery(settings: Settings, ctx: Context, { stateDir, outbox }: Store): Delivery {
-  const ids = identitySources(stateDir, ctx, true);
-  return {
-    settings,
-    ctx,
-    stateDir,
-    outbox,
-    // The event keeps what it was created with: its key, uuid, time, product version and root.
-    complete: ({ api_key, collect, event, properties, uuid, timestamp }) => {
-      const counts = { queue_dropped: Number(properties.queue_dropped) || 0, suppressed_events: Number(properties.suppressed_events) || 0 };
-      const own = Object.fromEntries(Object.entries(properties).filter(([key]) => key !== 'queue_dropped' && key !== 'suppressed_events')) as EventProperties;
-      const eventSettings = { ...settings, apiKey: api_key, productVersion: collect?.product_version, root: collect?.root ?? settings.root };
-      return buildPayload(event, own, eventSettings, ctx, counts, { uuid, timestamp: new Date(timestamp) }, ids);
-    },
-  };
+  return { settings, ctx, stateDir, outbox };
+}
+
+/** Unfinished events finished per claim, at most: the rest wait for the runs after this one. */
+const FINISHED_PER_CLAIM = 50;
+/** Kept back from the budget for sending what was finished. */
+const FINISH_RESERVE_MS = 300;
+
+/**
+ * Events stored unfinished (--background, or held for the notice) are finished with what is
+ * collected now, before anything is sent: delivery sees only whole events, and data flows one
+ * way (collect, then store, then deliver). Bounded by the budget; the system is detected once.
+ */
+function finishWaiting(opened: Store, settings: Settings, ctx: Context): void {
+  const ids = identitySources(opened.stateDir, ctx, true);
+  const system = systemOf(ctx);
+  while (ctx.elapsedMs() < settings.timeoutMs - FINISH_RESERVE_MS) {
+    const { items } = claimWaiting(opened.outbox, ctx.pid, ctx.now().getTime(), FINISHED_PER_CLAIM, true);
+    if (items.length === 0) return;
+    for (const item of items) {
+      const finished = item.event.collect === undefined ? item.event : finishEvent(item.event, settings, ctx, ids, system);
+      if (!finishClaimed(opened.outbox, item, finished)) release(opened.outbox, item);
+    }
+  }
 }
 
 /**
@@ -140,8 +150,14 @@ export async function report(command: EventName, eventProperties: EventPropertie
     }
     if (settings.background) return storeForBackground(opened, command, admission, settings, ctx, identity, childArgs);
     const payload = buildPayload(command, admission.properties, settings, ctx, admission.counts, identity, identitySources(opened.stateDir, ctx, true));
-    const outcome = await deliverNew(delivery(settings, ctx, opened), payload, admission.state);
+    const delivering = delivery(settings, ctx, opened);
+    const outcome = await deliverNew(delivering, payload, admission.state);
     ctx.debug(`${command} ${payload.uuid}: ${outcome.kind} (${outcome.reason})`);
+    // The receiver takes events again: what waits goes too, whole, if time is left.
+    if (outcome.kind === 'sent' && timeLeftForWaiting(delivering)) {
+      finishWaiting(opened, settings, ctx);
+      await flushOutbox(delivering, { manual: false });
+    }
   } finally {
     closeStore(opened.stateDir);
   }
@@ -220,7 +236,9 @@ export async function sendWaiting(settings: Settings, ctx: Context): Promise<voi
   const { store: opened } = openStore(candidates(settings, ctx), ctx.uid, ctx.now().getTime());
   if (!opened) return;
   try {
-    if (uploadAllowed(opened, ctx)) await flushOutbox(delivery(settings, ctx, opened), { manual: false });
+    if (!uploadAllowed(opened, ctx)) return;
+    finishWaiting(opened, settings, ctx);
+    await flushOutbox(delivery(settings, ctx, opened), { manual: false });
   } finally {
     closeStore(opened.stateDir);
   }
@@ -231,6 +249,7 @@ export async function flush(settings: Settings, ctx: Context): Promise<FlushResu
   if (!opened) return { sent: 0, dropped: 0, remaining: 0, corrupt: 0, error: `no usable state dir (${refused.map((r) => `${r.dir} ${r.reason}`).join('; ')})` };
   try {
     if (!uploadAllowed(opened, ctx)) return { sent: 0, dropped: 0, remaining: unsentCount(opened.outbox), corrupt: 0, error: 'the notice has not been shown on this host yet (the vendor requires it first)' };
+    finishWaiting(opened, settings, ctx);
     return await flushOutbox(delivery(settings, ctx, opened), { manual: true });
   } finally {
     closeStore(opened.stateDir);

@@ -9,6 +9,7 @@ import { toCapture, type CaptureEvent } from './collect/payload.ts';
 import { productVersionProperties } from './collect/version.ts';
 import { withDistinctId, withIdSalt, type Counts, type State } from './store/state.ts';
 import { readState, updateState } from './store/state-file.ts';
+import type { OutboxEvent } from './store/outbox.ts';
 import type { StateDir } from './store/state-dir.ts';
 
 /**
@@ -82,7 +83,18 @@ export function identitySources(stateDir: StateDir | undefined, ctx: Context, pe
   };
 }
 
-export function buildPayload(command: string, eventProperties: EventProperties, settings: Settings, ctx: Context, counts: Counts, identity: Identity, ids: IdentitySources): CaptureEvent {
+/** The system as detected under `root` now: one run finishing many events detects it once. */
+export type SystemOf = (root: string) => ReturnType<typeof detectSystem>;
+
+export function systemOf(ctx: Context): SystemOf {
+  const detected = new Map<string, ReturnType<typeof detectSystem>>();
+  return (root) => {
+    if (!detected.has(root)) detected.set(root, detectSystem({ root, env: ctx.env, platform: ctx.platform() }));
+    return detected.get(root)!;
+  };
+}
+
+export function buildPayload(command: string, eventProperties: EventProperties, settings: Settings, ctx: Context, counts: Counts, identity: Identity, ids: IdentitySources, system = systemOf(ctx)): CaptureEvent {
   const ci = ctx.ci();
   return toCapture({
     apiKey: settings.apiKey,
@@ -90,7 +102,7 @@ export function buildPayload(command: string, eventProperties: EventProperties, 
     distinctId: distinctId(settings.root, settings.product, ids),
     product: settings.product,
     version: capped(productVersionProperties(settings.productVersion)),
-    system: capped(detectSystem({ root: settings.root, env: ctx.env, platform: ctx.platform() })),
+    system: capped(system(settings.root)),
     automation: { ci: ci.isCI, ci_name: ci.name ?? 'none', ...counts },
     eventProperties: scrubbed(eventProperties, settings, ctx),
     uuid: identity.uuid,
@@ -98,3 +110,15 @@ export function buildPayload(command: string, eventProperties: EventProperties, 
   });
 }
 
+
+/**
+ * An event stored unfinished (--background, or held for the notice), finished with what is
+ * collected now; it keeps what it was created with: its key, uuid, time, product version, root
+ * and counts.
+ */
+export function finishEvent({ api_key, collect, event, properties, uuid, timestamp }: OutboxEvent, settings: Settings, ctx: Context, ids: IdentitySources, system: SystemOf): OutboxEvent {
+  const counts = { queue_dropped: Number(properties.queue_dropped) || 0, suppressed_events: Number(properties.suppressed_events) || 0 };
+  const own = Object.fromEntries(Object.entries(properties).filter(([key]) => key !== 'queue_dropped' && key !== 'suppressed_events')) as EventProperties;
+  const eventSettings = { ...settings, apiKey: api_key, productVersion: collect?.product_version, root: collect?.root ?? settings.root };
+  return buildPayload(event, own, eventSettings, ctx, counts, { uuid, timestamp: new Date(timestamp) }, ids, system);
+}

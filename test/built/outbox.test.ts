@@ -232,3 +232,21 @@ test('a claim whose sender is a zombie (killed, never reaped: a container withou
   assert.equal((await runBundle(['flush', ...args(server.url)])).code, 0);
   assert.deepEqual(server.events().map((event) => event.uuid), [uuid]);
 });
+
+test('an event stored unfinished is finished before it is sent, once, and a finish cut short by a crash is finished again', async (t) => {
+  const server = await endpoint(t);
+  const { state, root, args } = setup(t);
+  const outbox = outboxOf(state);
+  // As --background stores it: its own properties and what to collect with, nothing collected yet.
+  store(outbox, { ...eventNumber(1, { exit_code: 3 }), event: 'stop', collect: { root } });
+  // A run killed between the two renames of a finish: finished content under the unfinished name.
+  writeFileSync(path.join(state, 'outbox', 'new', `${String(DAY + 2000).padStart(13, '0')}-${uuidOf(2)}.unfinished.json`), JSON.stringify(eventNumber(2)));
+  assert.equal((await runBundle(['flush', ...args(server.url)])).code, 0);
+  const sent = server.events() as { uuid: string; event: string; properties: Record<string, unknown> }[];
+  assert.deepEqual(sent.map((event) => event.uuid).sort(), [uuidOf(1), uuidOf(2)], 'each once');
+  const stop = sent.find((event) => event.uuid === uuidOf(1));
+  assert.equal(stop?.properties.exit_code, 3, 'its own properties kept');
+  assert.equal(stop?.properties.host_os_id, 'debian', 'and what was collected when it was finished');
+  assert.equal('collect' in (stop ?? {}), false, 'nothing unfinished reaches the wire');
+  assert.deepEqual(outboxFolders(state), { tmp: [], new: [], cur: [], corrupt: [] });
+});

@@ -31,8 +31,6 @@ export interface Delivery {
   ctx: Context;
   stateDir: StateDir;
   outbox: Outbox;
-  /** Turns an event that --background stored unfinished into a whole capture event. */
-  complete: (event: OutboxEvent) => OutboxEvent;
 }
 
 const ATTEMPTS_PER_RUN = 3;
@@ -151,10 +149,15 @@ function recordQueued(delivery: Delivery, wire: string | Buffer, reason: string)
   return { kind: 'queued', reason };
 }
 
+/** Whether a run that just delivered has time left to send what waits too. */
+export function timeLeftForWaiting(delivery: Delivery): boolean {
+  return waitingNames(delivery.outbox).length > 0 && remainingMs(delivery) > 100;
+}
+
 /**
  * A new event: written ahead into the outbox as claimed by us, sent to /capture/, then deleted
- * (sent, or refused for good) or released to wait for a later run. Then, if time is left, what
- * was already waiting. `state` is the state this run read when it created the event.
+ * (sent) or released to wait for a later run. `state` is the state this run read when it
+ * created the event.
  */
 export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: State): Promise<Outcome> {
   const { ctx, outbox } = delivery;
@@ -207,7 +210,6 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
     if (error instanceof HttpError) outcome.status = error.status;
   }
   recordOutcome(delivery, [event], outcome, { duration_ms: Math.round(ctx.elapsedMs()) });
-  if (outcome.kind === 'sent' && waitingNames(outbox).length > 0 && remainingMs(delivery) > 100) await flushOutbox(delivery, { manual: false });
   return outcome;
 }
 
@@ -256,11 +258,11 @@ export async function flushOutbox(delivery: Delivery, { manual }: { manual: bool
       if (unclaimable !== undefined) result.error = `the outbox cannot be written (${unclaimable})`;
       break;
     }
-    // By file: a completed item is a copy of the one claimed.
+    // By file: the items as claimed.
     const unsent = new Map(items.map((item) => [item.file, item]));
     const releaseUnsent = () => unsent.forEach((item) => unsent.delete(item.file) && release(outbox, item));
     ctx.atDeadline(releaseUnsent);
-    for (const batch of batches(sendable(delivery, items.map((item) => completed(delivery, item)), flush, unsent), flush.sink)) {
+    for (const batch of batches(sendable(delivery, items, flush, unsent), flush.sink)) {
       if (result.error !== undefined || remainingMs(delivery) <= 0) break;
       result.error = await sendBatch(delivery, batch, flush, unsent);
     }
@@ -322,12 +324,6 @@ function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Ite
   flush.refusedAlone = [];
 }
 
-/** An item --background stored unfinished gets what is collected now; its uuid and time stay. */
-function completed(delivery: Delivery, item: Item): Item {
-  if (item.event.collect === undefined) return item;
-  const event = delivery.complete(item.event);
-  return { ...item, event, bytes: Buffer.byteLength(JSON.stringify(event)) };
-}
 
 function delivered(delivery: Delivery, items: Item[], request: SinkRequest, flush: Flush, unsent: Map<string, Item>, status: number, reason: string): void {
   for (const item of items) {

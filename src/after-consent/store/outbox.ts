@@ -9,7 +9,9 @@ import { openFolder, type StateDir } from './state-dir.ts';
  * lock is ever needed and a crash at any point leaves every event whole in exactly one place.
  *
  *   tmp/      being written; a file here is not an event yet
- *   new/      waiting to be sent, oldest first by name (`<epoch ms>-<uuid>.json`)
+ *   new/      waiting to be sent, oldest first by name (`<epoch ms>-<uuid>.json`); an event stored
+ *             unfinished (--background, or held for the notice) is `<epoch ms>-<uuid>.unfinished.json`
+ *             until a run finishes it with what is collected then (finishWaiting)
  *   cur/      claimed by one sender: `<name>.<pid>-<claimed ms>`; sent -> deleted, failed -> back to new/
  *   corrupt/  files that were not a whole event, set aside for a person to look at
  *
@@ -58,9 +60,11 @@ const MAX_RECOVERED = 1000;
 const FOLDERS = ['tmp', 'new', 'cur', 'corrupt'] as const;
 type Folder = (typeof FOLDERS)[number];
 const UUID_SOURCE = UUID_PATTERN.source.replace(/^\^|\$$/g, '');
-const ITEM_NAME = new RegExp(`^\\d{13}-${UUID_SOURCE}\\.json$`);
-const CLAIM = new RegExp(`^(\\d{13}-${UUID_SOURCE}\\.json)\\.(\\d{1,10})-(\\d{1,16})$`);
-const TEMPORARY = new RegExp(`^\\d{13}-${UUID_SOURCE}\\.json\\.\\d{1,10}\\.[0-9a-z]{1,16}$`);
+const EVENT_NAME = `\\d{13}-${UUID_SOURCE}(?:\\.unfinished)?\\.json`;
+const ITEM_NAME = new RegExp(`^${EVENT_NAME}$`);
+const UNFINISHED = /\.unfinished\.json$/;
+const CLAIM = new RegExp(`^(${EVENT_NAME})\\.(\\d{1,10})-(\\d{1,16})$`);
+const TEMPORARY = new RegExp(`^${EVENT_NAME}\\.\\d{1,10}\\.[0-9a-z]{1,16}$`);
 
 /** The outbox of an opened state dir, its folders made when `create`; else why it cannot be used. */
 export function openOutbox(stateDir: StateDir, create: boolean): Outbox | string {
@@ -78,10 +82,11 @@ export function openOutbox(stateDir: StateDir, create: boolean): Outbox | string
 /** The largest time a name holds (13 digits, in 2286): a clock far ahead must not make a name no listing matches. */
 const LATEST_NAMED_MS = 9_999_999_999_999;
 
-export function itemName(event: { uuid: string; timestamp: string }): string {
+/** `<ms>-<uuid>.json`, or `.unfinished.json` for an event still to be finished (it has `collect`). */
+export function itemName(event: Pick<OutboxEvent, 'uuid' | 'timestamp' | 'collect'>): string {
   if (!UUID_PATTERN.test(event.uuid)) throw new Error('an event of ours has a uuid of ours');
   const ms = Date.parse(event.timestamp);
-  return `${String(Number.isFinite(ms) && ms >= 0 ? Math.min(ms, LATEST_NAMED_MS) : 0).padStart(13, '0')}-${event.uuid}.json`;
+  return `${String(Number.isFinite(ms) && ms >= 0 ? Math.min(ms, LATEST_NAMED_MS) : 0).padStart(13, '0')}-${event.uuid}${event.collect === undefined ? '' : '.unfinished'}.json`;
 }
 
 function folder(outbox: Outbox, name: Folder): string {
@@ -131,6 +136,22 @@ export function storeClaimed(outbox: Outbox, event: OutboxEvent, body: string, p
   return { file, name, event, bytes: Buffer.byteLength(body) };
 }
 
+/**
+ * A claimed unfinished event, finished: its whole content replaced in its claim (one rename, so a
+ * crash leaves the old or the new whole), then waiting under its finished name. Returns false
+ * when the claim was lost meanwhile.
+ */
+export function finishClaimed(outbox: Outbox, item: Item, finished: OutboxEvent): boolean {
+  const name = itemName(finished);
+  try {
+    renameSync(writeTmp(outbox, name, JSON.stringify(finished)), item.file);
+    renameSync(item.file, path.join(folder(outbox, 'new'), name));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** A clock before 1970 still makes a name the claim pattern matches (and recovery takes back at once). */
 function claimName(name: string, pid: number, now: number): string {
   return `${name}.${pid}-${Math.max(0, Math.floor(now))}`;
@@ -151,6 +172,7 @@ export function release(outbox: Outbox, item: Pick<Item, 'file' | 'name'>): bool
   }
 }
 
+/** Every event waiting, finished or not (what the caps and status count). */
 export function waitingNames(outbox: Outbox): string[] {
   return list(folder(outbox, 'new'), ITEM_NAME);
 }
@@ -161,14 +183,15 @@ export function unsentCount(outbox: Outbox): number {
 }
 
 /**
- * Claims up to `max` waiting events, oldest first, and reads them. A file that is not a whole
- * event (torn by a full disk, edited by hand, planted) is set aside in corrupt/ and counted.
+ * Claims up to `max` waiting events, oldest first, and reads them: the finished ones (to send),
+ * or with `unfinished` the ones still to be finished. A file that is not a whole event (torn by a
+ * full disk, edited by hand, planted) is set aside in corrupt/ and counted.
  */
-export function claimWaiting(outbox: Outbox, pid: number, now: number, max: number): { items: Item[]; corrupt: number; unclaimable?: string } {
+export function claimWaiting(outbox: Outbox, pid: number, now: number, max: number, unfinished = false): { items: Item[]; corrupt: number; unclaimable?: string } {
   const items: Item[] = [];
   let corrupt = 0;
   let unclaimable: string | undefined;
-  for (const name of waitingNames(outbox)) {
+  for (const name of waitingNames(outbox).filter((name) => UNFINISHED.test(name) === unfinished)) {
     if (items.length >= max) break;
     const file = path.join(folder(outbox, 'cur'), claimName(name, pid, now));
     try {
