@@ -12,7 +12,8 @@ import type { Settings } from './before-consent/config/settings.ts';
 import { optOutAdvice, type OptOut } from './before-consent/consent/optout.ts';
 import { commandName } from './before-consent/config/vendor.ts';
 import { noticeVersion } from './after-consent/collect/properties.ts';
-import { deliverNew, enforceCaps, flushOutbox, timeLeftForWaiting, type Delivery, type FlushResult } from './after-consent/deliver/delivery.ts';
+import { openBooks } from './after-consent/books.ts';
+import { deliverNew, flushOutbox, timeLeftForWaiting, type Delivery, type FlushResult } from './after-consent/deliver/delivery.ts';
 import { buildPayload, finishEvent, identitySources, systemOf, type Identity } from './after-consent/event.ts';
 import { candidates, peeking, printDryRun } from './after-consent/look.ts';
 import { appendText } from './after-consent/store/files.ts';
@@ -62,8 +63,8 @@ function admit(store: Store, command: EventName, properties: EventProperties, ct
   return { admitted: true, state, counts: countsOf(linked.state), properties: linked.properties };
 }
 
-function delivery(settings: Settings, ctx: Context, { stateDir, outbox }: Store): Delivery {
-  return { settings, ctx, stateDir, outbox };
+function delivery(settings: Settings, ctx: Context, opened: Store): Delivery {
+  return { settings, ctx, outbox: opened.outbox, books: openBooks(settings, ctx, opened) };
 }
 
 /** Unfinished events finished per claim, at most: the rest wait for the runs after this one. */
@@ -151,7 +152,7 @@ export async function report(command: EventName, eventProperties: EventPropertie
     if (settings.background) return storeForBackground(opened, command, admission, settings, ctx, identity, childArgs);
     const payload = buildPayload(command, admission.properties, settings, ctx, admission.counts, identity, identitySources(opened.stateDir, ctx, true));
     const delivering = delivery(settings, ctx, opened);
-    const outcome = await deliverNew(delivering, payload, admission.state);
+    const outcome = await deliverNew(delivering, payload);
     ctx.debug(`${command} ${payload.uuid}: ${outcome.kind} (${outcome.reason})`);
     // The receiver takes events again: what waits goes too, whole, if time is left.
     if (outcome.kind === 'sent' && timeLeftForWaiting(delivering)) {
@@ -207,7 +208,7 @@ function hold(opened: Store, command: EventName, admission: Admitted, settings: 
   }
   recordHistory(opened.stateDir, [{ time: event.timestamp, event: command, uuid: event.uuid, outcome: 'queued', reason: why }]);
   // What waits may never get through either: the caps hold here as for any queued event.
-  enforceCaps(delivery(settings, ctx, opened));
+  openBooks(settings, ctx, opened).applyCaps();
   ctx.debug(`${command} ${event.uuid}: ${why}`);
   return true;
 }

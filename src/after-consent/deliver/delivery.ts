@@ -1,11 +1,7 @@
 import type { Context } from '../../before-consent/config/context.ts';
 import type { Settings } from '../../before-consent/config/settings.ts';
-import { appendText } from '../store/files.ts';
-import { recordHistory, type HistoryEntry } from '../store/history.ts';
-import { capOutbox, claimWaiting, recoverAbandoned, release, removeClaimed, store, storeClaimed, waitingNames, type Item, type Outbox, type OutboxEvent } from '../store/outbox.ts';
-import { afterFailure, afterSuccess, droppedMore, nextAttempt as nextAttemptIn, type State } from '../store/state.ts';
-import { readState, updateState } from '../store/state-file.ts';
-import type { StateDir } from '../store/state-dir.ts';
+import type { Books, Outcome } from '../books.ts';
+import { claimWaiting, recoverAbandoned, release, removeClaimed, store, storeClaimed, waitingNames, type Item, type Outbox, type OutboxEvent } from '../store/outbox.ts';
 import { BudgetSpentError, HttpError } from './errors.ts';
 import { proxyFor } from './proxy.ts';
 import { sinkFor, type Sink, type SinkRequest } from './sinks/index.ts';
@@ -24,13 +20,14 @@ import { post } from './transport.ts';
  * The sink (sinks/) makes the requests: PostHog's, OTLP's or GA4's; this is the same for all.
  */
 
-export type Outcome = { kind: 'sent' | 'queued' | 'dropped'; reason: string; status?: number };
+export type { Outcome } from '../books.ts';
 
+/** What delivery works with: the run's settings and Context, the outbox it sends from, and the books it reports to. */
 export interface Delivery {
   settings: Settings;
   ctx: Context;
-  stateDir: StateDir;
   outbox: Outbox;
+  books: Books;
 }
 
 const ATTEMPTS_PER_RUN = 3;
@@ -94,48 +91,9 @@ async function postWithRetries(delivery: Delivery, { url, body, gzip, headers }:
   throw lastError;
 }
 
-function endpointKey({ settings }: Delivery): string {
-  return settings.endpoint.href;
-}
-
-function nextAttempt(delivery: Delivery, state: State): number {
-  return nextAttemptIn(state, endpointKey(delivery), delivery.ctx.now().getTime());
-}
-
 /** The receiver failed (a budget spent before any attempt says nothing about it, and is not counted). */
-function recordFailure(delivery: Delivery, error: unknown): void {
-  if (verdictOf(error) === 'budget') return;
-  const now = delivery.ctx.now().getTime();
-  updateState(delivery.stateDir, (state) => afterFailure(state, endpointKey(delivery), now, delivery.ctx.random(), retryAfterMs(error, now)));
-}
-
-function recordSuccess(delivery: Delivery): void {
-  updateState(delivery.stateDir, (state) => afterSuccess(state, endpointKey(delivery)));
-}
-
-/** The transparency log: every payload delivered, one JSON per line, byte for byte as on the wire. */
-function appendLog({ settings, ctx }: Delivery, line: string): void {
-  if (settings.logFile === undefined) return;
-  try {
-    appendText(settings.logFile, `${line}\n`, { own: false, uid: ctx.uid });
-  } catch {
-    // The log is for the user's eyes; a full disk or a FIFO nobody reads must not cost the event.
-  }
-}
-
-function recordOutcome(delivery: Delivery, events: readonly OutboxEvent[], outcome: Outcome, extra: Partial<HistoryEntry> = {}): void {
-  recordHistory(
-    delivery.stateDir,
-    events.map((event) => ({ time: delivery.ctx.now().toISOString(), event_time: event.timestamp, event: event.event, uuid: event.uuid, outcome: outcome.kind, reason: outcome.reason, status: outcome.status, ...extra })),
-  );
-}
-
-/** Drops the oldest waiting events beyond the caps; the count rides on the next event created. */
-export function enforceCaps(delivery: Delivery): void {
-  const dropped = capOutbox(delivery.outbox);
-  if (dropped === 0) return;
-  delivery.ctx.debug(`outbox full: dropped the ${dropped} oldest events`);
-  updateState(delivery.stateDir, (state) => droppedMore(state, dropped));
+function recordFailure({ books, ctx }: Delivery, error: unknown): void {
+  if (verdictOf(error) !== 'budget') books.receiverFailed(retryAfterMs(error, ctx.now().getTime()));
 }
 
 function sinkOf({ settings, ctx }: Delivery): Sink {
@@ -143,9 +101,9 @@ function sinkOf({ settings, ctx }: Delivery): Sink {
 }
 
 /** An event left waiting in the outbox: logged as queued (`wire`, the body its sink would send alone), and the caps applied. */
-function recordQueued(delivery: Delivery, wire: string | Buffer, reason: string): Outcome {
-  appendLog(delivery, `{"queued":true,"reason":${JSON.stringify(reason)},"payload":${wire.toString()}}`);
-  enforceCaps(delivery);
+function recordQueued({ books }: Delivery, wire: string | Buffer, reason: string): Outcome {
+  books.wire(`{"queued":true,"reason":${JSON.stringify(reason)},"payload":${wire.toString()}}`);
+  books.applyCaps();
   return { kind: 'queued', reason };
 }
 
@@ -156,32 +114,32 @@ export function timeLeftForWaiting(delivery: Delivery): boolean {
 
 /**
  * A new event: written ahead into the outbox as claimed by us, sent to /capture/, then deleted
- * (sent) or released to wait for a later run. `state` is the state this run read when it
- * created the event.
+ * (sent) or released to wait for a later run.
  */
-export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: State): Promise<Outcome> {
+export async function deliverNew(delivery: Delivery, event: OutboxEvent): Promise<Outcome> {
   const { ctx, outbox } = delivery;
   const sink = sinkOf(delivery);
   let outcome: Outcome;
   const refusal = sink.problem(event, ctx.now());
   if (refusal !== undefined) {
     outcome = { kind: 'dropped', reason: `not queued: ${sink.name} would not take it (${refusal})` };
-    recordOutcome(delivery, [event], outcome);
+    delivery.books.outcome([event], outcome);
     return outcome;
   }
   // The outbox keeps the capture event whatever the sink; the request is made when sending.
   const body = JSON.stringify(event);
   const request = sink.request([event], { single: true, now: ctx.now() });
   const now = ctx.now().getTime();
-  if (now < nextAttempt(delivery, state)) {
-    const reason = `receiver failing, next attempt after ${new Date(nextAttempt(delivery, state)).toISOString()}`;
+  const next = delivery.books.nextAttempt();
+  if (now < next) {
+    const reason = `receiver failing, next attempt after ${new Date(next).toISOString()}`;
     try {
       store(outbox, event, body);
       outcome = recordQueued(delivery, request.body, reason);
     } catch (error) {
       outcome = { kind: 'dropped', reason: `${reason}; could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
     }
-    recordOutcome(delivery, [event], outcome);
+    delivery.books.outcome([event], outcome);
     return outcome;
   }
   let item: Item;
@@ -190,7 +148,7 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
   } catch (error) {
     // Decided once: an event that cannot be stored is not sent either (see README, "When nothing can be stored").
     outcome = { kind: 'dropped', reason: `could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
-    recordOutcome(delivery, [event], outcome);
+    delivery.books.outcome([event], outcome);
     return outcome;
   }
   // If the budget runs out mid-send, the process ends with the event waiting, not lost.
@@ -198,8 +156,8 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
   try {
     const status = await postWithRetries(delivery, request);
     removeClaimed(item);
-    request.logged.forEach((line) => appendLog(delivery, line));
-    recordSuccess(delivery);
+    request.logged.forEach((line) => delivery.books.wire(line));
+    delivery.books.receiverTook();
     outcome = { kind: 'sent', reason: 'delivered', status };
   } catch (error) {
     // Whatever the answer, a lone event stays: were it refused for its content, a later batch
@@ -209,7 +167,7 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent, state: 
     outcome = release(outbox, item) ? recordQueued(delivery, request.body, reason) : { kind: 'dropped', reason: `${reason}; the outbox lost it (cleared meanwhile)` };
     if (error instanceof HttpError) outcome.status = error.status;
   }
-  recordOutcome(delivery, [event], outcome, { duration_ms: Math.round(ctx.elapsedMs()) });
+  delivery.books.outcome([event], outcome, { duration_ms: Math.round(ctx.elapsedMs()) });
   return outcome;
 }
 
@@ -245,8 +203,8 @@ export async function flushOutbox(delivery: Delivery, { manual }: { manual: bool
   const { ctx, outbox } = delivery;
   const result: FlushResult = { sent: 0, dropped: 0, remaining: 0, corrupt: 0 };
   recoverAbandoned(outbox, ctx.now().getTime(), ctx.isProcessAlive);
-  enforceCaps(delivery);
-  const next = nextAttempt(delivery, readState(delivery.stateDir));
+  delivery.books.applyCaps();
+  const next = delivery.books.nextAttempt();
   if (!manual && ctx.now().getTime() < next) {
     result.error = `receiver failing, next attempt after ${new Date(next).toISOString()}`;
   }
@@ -296,7 +254,7 @@ function sendable(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<s
     removeClaimed(item);
     unsent.delete(item.file);
     flush.result.dropped++;
-    recordOutcome(delivery, [item.event], { kind: 'dropped', reason: `${flush.sink.name} would not take it (${refusal})` });
+    delivery.books.outcome([item.event], { kind: 'dropped', reason: `${flush.sink.name} would not take it (${refusal})` });
     return false;
   });
 }
@@ -309,7 +267,7 @@ function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Ite
   if (flush.refusedAlone.length === 0) return;
   if (flush.result.sent === 0) {
     recordFailure(delivery, flush.refusedAlone[0].error);
-    recordOutcome(delivery, flush.refusedAlone.map(({ item }) => item.event), { kind: 'queued', reason: `${describe(flush.refusedAlone[0].error)} for every event: kept, and tried again later` });
+    delivery.books.outcome(flush.refusedAlone.map(({ item }) => item.event), { kind: 'queued', reason: `${describe(flush.refusedAlone[0].error)} for every event: kept, and tried again later` });
     flush.result.error = `the receiver refused every event (${describe(flush.refusedAlone[0].error)})`;
     flush.refusedAlone = [];
     return;
@@ -318,7 +276,7 @@ function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Ite
     removeClaimed(item);
     unsent.delete(item.file);
     flush.result.dropped++;
-    recordOutcome(delivery, [item.event], { kind: 'dropped', reason: `the receiver refused it alone, and took others (${describe(error)})`, status: (error as HttpError).status });
+    delivery.books.outcome([item.event], { kind: 'dropped', reason: `the receiver refused it alone, and took others (${describe(error)})`, status: (error as HttpError).status });
     delivery.ctx.debug(`dropped ${item.event.uuid}: the receiver refused it (${describe(error)})`);
   }
   flush.refusedAlone = [];
@@ -330,10 +288,10 @@ function delivered(delivery: Delivery, items: Item[], request: SinkRequest, flus
     removeClaimed(item);
     unsent.delete(item.file);
   }
-  request.logged.forEach((line) => appendLog(delivery, line));
+  request.logged.forEach((line) => delivery.books.wire(line));
   flush.result.sent += items.length;
-  recordSuccess(delivery);
-  recordOutcome(delivery, items.map((item) => item.event), { kind: 'sent', reason, status });
+  delivery.books.receiverTook();
+  delivery.books.outcome(items.map((item) => item.event), { kind: 'sent', reason, status });
 }
 
 /** One event to the capture path, as a receiver without /batch/ takes them. */
@@ -356,7 +314,7 @@ function failed(delivery: Delivery, items: Item[], flush: Flush, error: unknown)
     return undefined;
   }
   recordFailure(delivery, error);
-  recordOutcome(delivery, items.map((item) => item.event), { kind: 'queued', reason: whyKept(error), ...(error instanceof HttpError ? { status: error.status } : {}) });
+  delivery.books.outcome(items.map((item) => item.event), { kind: 'queued', reason: whyKept(error), ...(error instanceof HttpError ? { status: error.status } : {}) });
   return describe(error);
 }
 
