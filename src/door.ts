@@ -1,10 +1,10 @@
 /**
  * The one door past consent, a recipe: open the store, admit the event (its crash-loop slot,
  * then one state write), tell the person or hold or record locally where that comes first,
- * collect, send, and let delivery record the outcome. before-consent/run.ts loads this file only
- * once consent is given (or a person asked to look: --dry-run, status, history), so an opted-out
- * run never evaluates detection, crypto, HTTP or outbox code; src/layout.ts and
- * test/boundary.test.ts keep it the only way in.
+ * collect, finish what waits, send; the books (after-consent/books.ts) record every outcome.
+ * before-consent/run.ts loads this file only once consent is given (or a person asked to look:
+ * --dry-run, status, history), so an opted-out run never evaluates detection, crypto, HTTP or
+ * outbox code; src/layout.ts and test/unit/layout.test.ts keep it the only way in.
  */
 import type { EventName, EventProperties } from './before-consent/cli/events.ts';
 import type { Context } from './before-consent/config/context.ts';
