@@ -8,6 +8,7 @@ import { endpoint, outboxFolders, runBundleUnder, tempDir, unlessRoot } from '..
  * Where /proc/self/fd is not there (macOS, FreeBSD, a chroot without /proc), the state dir is
  * walked and used by path, stdout is fd 1 as it is, and detection reads by stat and open: the
  * fallbacks of the Linux paths, run here in a mount namespace whose /proc is an empty tmpfs.
+ * Without /dev/urandom, ids come from node:crypto instead.
  */
 const WITHOUT_PROC = ['unshare', '--mount', 'sh', '-c', 'mount -t tmpfs none /proc && exec "$@"', 'sh'];
 
@@ -36,4 +37,11 @@ test('without /proc a refused state dir is still refused, and command-start stil
   const refused = JSON.parse((await runBundleUnder(WITHOUT_PROC, ['status', '--json', '--state-dir', daemon])).stdout);
   assert.equal(refused.unusable_state_dirs[0]?.dir, daemon);
   assert.match(refused.unusable_state_dirs[0]?.reason, /holds files that are not the tool's/);
+});
+
+test('without /dev/urandom the ids come from node:crypto: still random, still UUIDs', { skip: unlessRoot('a mount namespace') }, async () => {
+  const withoutDev = ['unshare', '--mount', 'sh', '-c', 'mount -t tmpfs none /dev && exec "$@"', 'sh'];
+  const ids = await Promise.all([1, 2].map(() => runBundleUnder(withoutDev, ['command-start', '--name', 'converge', '--disable-telemetry'])));
+  for (const { code, stdout } of ids) assert.deepEqual([code, /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}\n$/.test(stdout)], [0, true], stdout);
+  assert.notEqual(ids[0].stdout, ids[1].stdout);
 });
