@@ -22,7 +22,7 @@ import { claimSlot } from './after-consent/store/limits.ts';
 import { claimWaiting, clearOutbox, finishClaimed, release, store, unsentCount, type OutboxEvent } from './after-consent/store/outbox.ts';
 import { countsOf, countsTaken, disposition, emptyState, forgetIdentity, linkEvent, mayUpload, noticeShownFor, suppressedOne, withNoticeShown, type Counts, type State } from './after-consent/store/state.ts';
 import { readState, updateState } from './after-consent/store/state-file.ts';
-import { closeStore, openStore, type Store } from './after-consent/store/store.ts';
+import { closeStore, describeRefused, openStore, type Store } from './after-consent/store/store.ts';
 
 /** What a person asked to see (nothing written): the door lets these through as they are. */
 export { dashboardConsent, describeState, history, schema } from './after-consent/look.ts';
@@ -123,7 +123,7 @@ export async function report(command: EventName, eventProperties: EventPropertie
   if (settings.dryRun) return printDryRun(command, eventProperties, settings, optOut, ctx, identity, local);
   const { store: opened, refused } = openStore(candidates(settings, ctx), ctx.uid, identity.timestamp.getTime());
   if (!opened) {
-    ctx.debug(`not sending ${command}: no usable state dir (${refused.map((r) => `${r.dir} ${r.reason}`).join('; ')})`);
+    ctx.debug(`not sending ${command}: no usable state dir (${describeRefused(refused)})`);
     return;
   }
   try {
@@ -247,7 +247,7 @@ export async function sendWaiting(settings: Settings, ctx: Context): Promise<voi
 
 export async function flush(settings: Settings, ctx: Context): Promise<FlushResult> {
   const { store: opened, refused } = openStore(candidates(settings, ctx), ctx.uid, ctx.now().getTime());
-  if (!opened) return { sent: 0, dropped: 0, remaining: 0, corrupt: 0, error: `no usable state dir (${refused.map((r) => `${r.dir} ${r.reason}`).join('; ')})` };
+  if (!opened) return { sent: 0, dropped: 0, remaining: 0, corrupt: 0, error: `no usable state dir (${describeRefused(refused)})` };
   try {
     if (!uploadAllowed(opened, ctx)) return { sent: 0, dropped: 0, remaining: unsentCount(opened.outbox), corrupt: 0, error: 'the notice has not been shown on this host yet (the vendor requires it first)' };
     finishWaiting(opened, settings, ctx);

@@ -99,11 +99,11 @@ async function reportEvent(command: EventName, values: OptionValues, argv: reado
   // Known before anything else is read: a local-only run opens no socket and starts no sender.
   const local = !optOut && isLocalOnly(settings.configDir);
   if (local && ctx.backgroundChild) return 0;
-  const reporter = await import('../door.ts');
-  if (ctx.backgroundChild) await reporter.sendWaiting(settings, ctx);
+  const door = await import('../door.ts');
+  if (ctx.backgroundChild) await door.sendWaiting(settings, ctx);
   // The detached child runs the same command line (as a child it only sends what waits): taking
   // --background out could take out a value that happens to read so.
-  else await reporter.report(command, eventProperties, settings, optOut, ctx, argv, local);
+  else await door.report(command, eventProperties, settings, optOut, ctx, argv, local);
   return 0;
 }
 

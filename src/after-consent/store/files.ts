@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, fstatSync, lstatSync, opendirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 
 /**
  * File handling for the state dir. Every file is 0600 and opened with O_NOFOLLOW (a planted
@@ -115,4 +115,24 @@ export function removeFile(file: string): boolean {
 
 export function errorCode(error: unknown): string {
   return (error as NodeJS.ErrnoException)?.code ?? (error as Error)?.message ?? String(error);
+}
+
+/**
+ * The names in `dir` that match `pattern`, sorted, reading at most `max` entries: whatever a
+ * folder holds (a flood of stale claims, files planted by hand), one run's work stays bounded.
+ * A folder that cannot be read holds nothing we could use.
+ */
+export function listNames(dir: string, pattern: RegExp, max: number): string[] {
+  const names: string[] = [];
+  try {
+    const listing = opendirSync(dir);
+    try {
+      for (let seen = 0, entry; seen < max && (entry = listing.readSync()) !== null; seen++) if (pattern.test(entry.name)) names.push(entry.name);
+    } finally {
+      listing.closeSync();
+    }
+  } catch {
+    // see above
+  }
+  return names.sort();
 }

@@ -1,6 +1,5 @@
-import { opendirSync } from 'node:fs';
 import path from 'node:path';
-import { errorCode, removeFile, writeNew } from './files.ts';
+import { errorCode, listNames, removeFile, writeNew } from './files.ts';
 
 /**
  * The crash-loop limit, held under any concurrency: each event admitted in a clock hour claims
@@ -15,17 +14,6 @@ const SLOT = /^([a-z][a-z-]{0,39})\.(\d{1,12})\.(\d{1,4})$/;
 const MAX_LISTED = 5000;
 const MAX_SWEPT = 1000;
 
-function slotsIn(dir: string): string[] {
-  const names: string[] = [];
-  const listing = opendirSync(dir);
-  try {
-    for (let seen = 0, entry; seen < MAX_LISTED && (entry = listing.readSync()) !== null; seen++) if (SLOT.test(entry.name)) names.push(entry.name);
-  } finally {
-    listing.closeSync();
-  }
-  return names;
-}
-
 /**
  * Claims a slot for one `event` now, if the hour has one left. Returns whether it was admitted;
  * throws when the folder cannot be written (then no limit could hold).
@@ -33,7 +21,7 @@ function slotsIn(dir: string): string[] {
 export function claimSlot(dir: string, event: string, now: number, perHour: number): boolean {
   // A clock before 1970 counts as hour 0: its events still meet the limit.
   const hour = Math.floor(Math.max(0, now) / HOUR_MS);
-  const names = slotsIn(dir);
+  const names = listNames(dir, SLOT, MAX_LISTED);
   let swept = 0;
   for (const name of names) {
     const slotHour = Number((SLOT.exec(name) as RegExpExecArray)[2]);

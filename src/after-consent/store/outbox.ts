@@ -1,7 +1,7 @@
-import { lstatSync, opendirSync, renameSync } from 'node:fs';
+import { lstatSync, renameSync } from 'node:fs';
 import path from 'node:path';
 import { UUID_PATTERN } from '../../shared/uuid.ts';
-import { errorCode, readOwnFile, removeFile, writeNew } from './files.ts';
+import { errorCode, listNames, readOwnFile, removeFile, writeNew } from './files.ts';
 import { openFolder, type StateDir } from './state-dir.ts';
 
 /**
@@ -93,20 +93,8 @@ function folder(outbox: Outbox, name: Folder): string {
   return outbox.folders[name];
 }
 
-/** Up to MAX_LISTED names in `dir` that match `pattern`, sorted. */
 function list(dir: string, pattern: RegExp): string[] {
-  const names: string[] = [];
-  try {
-    const listing = opendirSync(dir);
-    try {
-      for (let seen = 0, entry; seen < MAX_LISTED && (entry = listing.readSync()) !== null; seen++) if (pattern.test(entry.name)) names.push(entry.name);
-    } finally {
-      listing.closeSync();
-    }
-  } catch {
-    // a folder we cannot read holds nothing we could use
-  }
-  return names.sort();
+  return listNames(dir, pattern, MAX_LISTED);
 }
 
 function writeTmp(outbox: Outbox, name: string, body: string): string {

@@ -1,6 +1,6 @@
-import { lstatSync, opendirSync } from 'node:fs';
+import { lstatSync } from 'node:fs';
 import path from 'node:path';
-import { removeFile } from './files.ts';
+import { listNames, removeFile } from './files.ts';
 import { ABANDONED_MS, openOutbox, type Outbox } from './outbox.ts';
 import { chooseStateDir, closeStateDir, openFolder, type Candidate, type StateDir, type Unusable } from './state-dir.ts';
 
@@ -25,20 +25,19 @@ const LEFT_BY_A_KILLED_WRITE = /^(state\.json|history\.jsonl)\.\d{1,10}\.[0-9a-z
 const MAX_SWEPT = 100;
 
 function sweepLeftovers(stateDir: StateDir, now: number): void {
-  try {
-    const listing = opendirSync(stateDir.dir);
+  for (const name of listNames(stateDir.dir, LEFT_BY_A_KILLED_WRITE, MAX_SWEPT)) {
+    const file = path.join(stateDir.dir, name);
     try {
-      for (let seen = 0, entry; seen < MAX_SWEPT && (entry = listing.readSync()) !== null; seen++) {
-        if (!LEFT_BY_A_KILLED_WRITE.test(entry.name)) continue;
-        const file = path.join(stateDir.dir, entry.name);
-        if (Math.abs(now - lstatSync(file).mtimeMs) > ABANDONED_MS) removeFile(file);
-      }
-    } finally {
-      listing.closeSync();
+      if (Math.abs(now - lstatSync(file).mtimeMs) > ABANDONED_MS) removeFile(file);
+    } catch {
+      // gone already
     }
-  } catch {
-    // nothing to sweep that we could see
   }
+}
+
+/** The refused dirs and why, on one line (debug and flush's error). */
+export function describeRefused(refused: readonly Unusable[]): string {
+  return refused.map((r) => `${r.dir} ${r.reason}`).join('; ');
 }
 
 /** The first candidate that is usable whole (dir, outbox, limits), made if need be. */
