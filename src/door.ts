@@ -1,7 +1,8 @@
 /**
  * The one door past consent, a recipe: open the store, admit the event (its crash-loop slot,
  * then one state write), tell the person or hold or record locally where that comes first,
- * collect, finish what waits, send; the books (after-consent/books.ts) record every outcome.
+ * collect, send, finish and send what waits; then the books (after-consent/books.ts) record
+ * the run's report once: the history, the log, and at most one more state write.
  * before-consent/run.ts loads this file only once consent is given (or a person asked to look:
  * --dry-run, status, history), so an opted-out run never evaluates detection, crypto, HTTP or
  * outbox code; src/layout.ts and test/unit/layout.test.ts keep it the only way in.
@@ -12,15 +13,15 @@ import type { Settings } from './before-consent/config/settings.ts';
 import { optOutAdvice, type OptOut } from './before-consent/consent/optout.ts';
 import { commandName } from './before-consent/config/vendor.ts';
 import { noticeVersion } from './after-consent/collect/properties.ts';
-import { openBooks } from './after-consent/books.ts';
+import { applyCaps, keepBooks } from './after-consent/books.ts';
 import { deliverNew, flushOutbox, timeLeftForWaiting, type Delivery, type FlushResult } from './after-consent/deliver/delivery.ts';
-import { buildPayload, finishEvent, identitySources, systemOf, type Identity } from './after-consent/event.ts';
+import { newReport, type Report } from './after-consent/deliver/report.ts';
+import { buildPayload, finishEvent, identityOf, systemOf, type Identity } from './after-consent/event.ts';
 import { candidates, peeking, printDryRun } from './after-consent/look.ts';
-import { appendText } from './after-consent/store/files.ts';
-import { recordHistory } from './after-consent/store/history.ts';
 import { claimSlot } from './after-consent/store/limits.ts';
 import { claimWaiting, clearOutbox, finishClaimed, release, store, unsentCount, type OutboxEvent } from './after-consent/store/outbox.ts';
-import { countsOf, countsTaken, disposition, emptyState, forgetIdentity, linkEvent, mayUpload, noticeShownFor, suppressedOne, withNoticeShown, type Counts, type State } from './after-consent/store/state.ts';
+import { countsOf, countsTaken, disposition, emptyState, forgetIdentity, linkEvent, mayUpload, nextAttempt, noticeShownFor, suppressedOne, withIdentity, withNoticeShown, type Counts, type State } from './after-consent/store/state.ts';
+import type { HistoryEntry } from './after-consent/store/history.ts';
 import { readState, updateState } from './after-consent/store/state-file.ts';
 import { closeStore, describeRefused, openStore, type Store } from './after-consent/store/store.ts';
 
@@ -36,8 +37,9 @@ type Admission = { admitted: true; state: State; counts: Counts; properties: Eve
 
 /**
  * The crash-loop limit (at most `eventsPerHour` events of one kind per clock hour, a slot file
- * each: limits.ts), then one state update: the run or execution the event belongs to, and the
- * counts it carries (the events held back or dropped since the last one created).
+ * each: limits.ts), then one state update: the run or execution the event belongs to, the counts
+ * it carries (the events held back or dropped since the last one created), and the ids
+ * distinct_id is made from (made with the first event).
  */
 function admit(store: Store, command: EventName, properties: EventProperties, ctx: Context): Admission {
   const perHour = command.startsWith('command-') ? COMMAND_EVENTS_PER_HOUR : (ctx.vendor.eventsPerHour ?? DEFAULT_EVENTS_PER_HOUR);
@@ -57,14 +59,42 @@ function admit(store: Store, command: EventName, properties: EventProperties, ct
   let linked = { state: emptyState(), properties };
   const state = updateState(store.stateDir, (before) => {
     linked = linkEvent(command, before, now, properties, ctx.uuid);
-    return countsTaken(linked.state);
+    return withIdentity(countsTaken(linked.state), ctx.uuid);
   });
   if (!state) return unwritable;
   return { admitted: true, state, counts: countsOf(linked.state), properties: linked.properties };
 }
 
-function delivery(settings: Settings, ctx: Context, opened: Store): Delivery {
-  return { settings, ctx, outbox: opened.outbox, books: openBooks(settings, ctx, opened) };
+/** One run past the door: where it keeps things, what it was asked, and the report its books record. */
+interface Run {
+  opened: Store;
+  settings: Settings;
+  ctx: Context;
+  report: Report;
+  /** The state as this run last read or wrote it. */
+  known: State;
+}
+
+/**
+ * Opens the store, runs `work` with it, and has the books record the run's report at the end,
+ * or at the deadline should the budget run out first.
+ */
+async function withStore<T>(settings: Settings, ctx: Context, work: (run: Run) => Promise<T> | T, unusable: (refused: string) => T): Promise<T> {
+  const { store: opened, refused } = openStore(candidates(settings, ctx), ctx.uid, ctx.now().getTime());
+  if (!opened) return unusable(describeRefused(refused));
+  const run: Run = { opened, settings, ctx, report: newReport(), known: emptyState() };
+  const keep = () => keepBooks(settings, ctx, opened, run.report, run.known);
+  ctx.atDeadline(keep);
+  try {
+    return await work(run);
+  } finally {
+    keep();
+    closeStore(opened.stateDir);
+  }
+}
+
+function delivery({ settings, ctx, opened, report, known }: Run): Delivery {
+  return { settings, ctx, outbox: opened.outbox, report, notBefore: nextAttempt(known, settings.endpoint.href, ctx.now().getTime()) };
 }
 
 /** Unfinished events finished per claim, at most: the rest wait for the runs after this one. */
@@ -77,8 +107,11 @@ const FINISH_RESERVE_MS = 300;
  * collected now, before anything is sent: delivery sees only whole events, and data flows one
  * way (collect, then store, then deliver). Bounded by the budget; the system is detected once.
  */
-function finishWaiting(opened: Store, settings: Settings, ctx: Context): void {
-  const ids = identitySources(opened.stateDir, ctx, true);
+function finishWaiting(run: Run): void {
+  const { opened, settings, ctx } = run;
+  // Their events were admitted, which keeps the ids; a state file lost since gets them anew, once.
+  if (!run.known.idSalt || !run.known.distinctId) run.known = updateState(opened.stateDir, (state) => withIdentity(state, ctx.uuid)) ?? withIdentity(run.known, ctx.uuid);
+  const ids = identityOf(run.known, ctx);
   const system = systemOf(ctx);
   while (ctx.elapsedMs() < settings.timeoutMs - FINISH_RESERVE_MS) {
     const { items } = claimWaiting(opened.outbox, ctx.pid, ctx.now().getTime(), FINISHED_PER_CLAIM, true);
@@ -90,12 +123,19 @@ function finishWaiting(opened: Store, settings: Settings, ctx: Context): void {
   }
 }
 
+/** What waits goes, whole, oldest first. `manual`: a person asked (`flush`), so even a receiver backing off is tried. */
+async function sendWhatWaits(run: Run, manual: boolean): Promise<FlushResult> {
+  finishWaiting(run);
+  applyCaps(run.ctx, run.opened, run.report);
+  return flushOutbox(delivery(run), { manual });
+}
+
 /**
  * The notice, once per state dir and notice version: what is collected and how to say no. Never
  * on stdout. The run that shows it sends nothing: its event waits for a later run, so a person
  * who says no at once (`disable` deletes what waits) has sent nothing at all.
  */
-function showNotice(store: Store, settings: Settings, ctx: Context, version: string): void {
+function showNotice({ opened, settings, ctx }: Run, version: string): void {
   const advice = optOutAdvice(ctx.vendor);
   const command = commandName(ctx.vendor);
   ctx.stderr(
@@ -106,12 +146,26 @@ function showNotice(store: Store, settings: Settings, ctx: Context, version: str
       `Record without uploading: ${command} local. Every property and why: ${command} schema (notice ${version}).\n`,
   );
   // Not writable: the notice may show again, which errs on the side of telling.
-  updateState(store.stateDir, (state) => withNoticeShown(state, ctx.now().toISOString(), version));
+  updateState(opened.stateDir, (state) => withNoticeShown(state, ctx.now().toISOString(), version));
 }
 
 /** A person can read a notice now: an installer asked (--show-notice), or stderr is a terminal. */
 function canTell(settings: Settings, ctx: Context): boolean {
   return settings.showNotice || (!ctx.backgroundChild && ctx.stderrIsTTY());
+}
+
+/** An event admitted, and what is known of it before anything is collected. */
+interface NewEvent {
+  command: EventName;
+  identity: Identity;
+  properties: EventProperties;
+  counts: Counts;
+}
+
+/** What became of an event, in the report; shown with --debug. */
+function noted({ report, ctx }: Run, { command, identity }: Pick<NewEvent, 'command' | 'identity'>, outcome: HistoryEntry['outcome'], reason: string, payload?: unknown): void {
+  report.history.push({ time: ctx.now().toISOString(), event: command, uuid: identity.uuid, outcome, reason, ...(payload === undefined ? {} : { payload }) });
+  ctx.debug(`${command} ${identity.uuid}: ${outcome} (${reason})`);
 }
 
 /**
@@ -121,95 +175,68 @@ function canTell(settings: Settings, ctx: Context): boolean {
 export async function report(command: EventName, eventProperties: EventProperties, settings: Settings, optOut: OptOut | undefined, ctx: Context, childArgs: readonly string[], local: boolean): Promise<void> {
   const identity = { uuid: ctx.uuid(), timestamp: ctx.now() };
   if (settings.dryRun) return printDryRun(command, eventProperties, settings, optOut, ctx, identity, local);
-  const { store: opened, refused } = openStore(candidates(settings, ctx), ctx.uid, identity.timestamp.getTime());
-  if (!opened) {
-    ctx.debug(`not sending ${command}: no usable state dir (${describeRefused(refused)})`);
-    return;
-  }
-  try {
-    const admission = admit(opened, command, eventProperties, ctx);
-    if (!admission.admitted) {
-      recordHistory(opened.stateDir, [{ time: identity.timestamp.toISOString(), event: command, uuid: identity.uuid, outcome: admission.outcome, reason: admission.reason }]);
-      ctx.debug(`not sending ${command}: ${admission.reason}`);
-      return;
-    }
+  const noStore = (refused: string) => ctx.debug(`not sending ${command}: no usable state dir (${refused})`);
+  return withStore(settings, ctx, async (run) => {
+    const admission = admit(run.opened, command, eventProperties, ctx);
+    if (!admission.admitted) return noted(run, { command, identity }, admission.outcome, admission.reason);
+    run.known = admission.state;
+    const event: NewEvent = { command, identity, properties: admission.properties, counts: admission.counts };
     const version = noticeVersion();
     const told = noticeShownFor(admission.state, version);
-    const noticeRequired = ctx.vendor.noticeRequired === true;
-    switch (disposition({ local, told, canTell: !local && !told && canTell(settings, ctx), noticeRequired })) {
+    switch (disposition({ local, told, canTell: !local && !told && canTell(settings, ctx), noticeRequired: ctx.vendor.noticeRequired === true })) {
       case 'record':
-        return recordLocally(opened, command, admission, settings, ctx, identity);
+        return recordLocally(run, event);
       case 'tell':
-        showNotice(opened, settings, ctx, version);
-        hold(opened, command, admission, settings, ctx, identity, 'this run showed the notice: it waits for a later run');
-        return;
+        showNotice(run, version);
+        return void hold(run, event, 'this run showed the notice: it waits for a later run');
       case 'hold':
-        hold(opened, command, admission, settings, ctx, identity, NOT_YET_TOLD);
-        return;
+        return void hold(run, event, NOT_YET_TOLD);
       case 'send':
         break;
     }
-    if (settings.background) return storeForBackground(opened, command, admission, settings, ctx, identity, childArgs);
-    const payload = buildPayload(command, admission.properties, settings, ctx, admission.counts, identity, identitySources(opened.stateDir, ctx, true));
-    const delivering = delivery(settings, ctx, opened);
-    const outcome = await deliverNew(delivering, payload);
+    if (settings.background) return storeForBackground(run, event, childArgs);
+    const payload = buildPayload(command, event.properties, settings, ctx, event.counts, identity, identityOf(run.known, ctx));
+    const outcome = await deliverNew(delivery(run), payload);
     ctx.debug(`${command} ${payload.uuid}: ${outcome.kind} (${outcome.reason})`);
-    // The receiver takes events again: what waits goes too, whole, if time is left.
-    if (outcome.kind === 'sent' && timeLeftForWaiting(delivering)) {
-      finishWaiting(opened, settings, ctx);
-      await flushOutbox(delivering, { manual: false });
-    }
-  } finally {
-    closeStore(opened.stateDir);
-  }
+    // The receiver takes events again: what waits goes too, if time is left.
+    if (outcome.kind === 'sent' && timeLeftForWaiting(delivery(run))) await sendWhatWaits(run, false);
+  }, noStore);
 }
 
-type Admitted = Extract<Admission, { admitted: true }>;
-
 /**
- * Local-only mode: what would have been sent, built whole, kept in the history and appended to
- * the log file; no outbox (so nothing recorded now can go after a later `enable`), no socket,
- * no sender.
+ * Local-only mode: what would have been sent, built whole, kept in the history and the log file;
+ * no outbox (so nothing recorded now can go after a later `enable`), no socket, no sender.
  */
-function recordLocally(opened: Store, command: EventName, admission: Admitted, settings: Settings, ctx: Context, identity: Identity): void {
-  const payload = buildPayload(command, admission.properties, settings, ctx, admission.counts, identity, identitySources(opened.stateDir, ctx, true));
+function recordLocally(run: Run, { command, identity, properties, counts }: NewEvent): void {
+  const payload = buildPayload(command, properties, run.settings, run.ctx, counts, identity, identityOf(run.known, run.ctx));
   const reason = 'local-only mode: recorded here, never uploaded';
-  recordHistory(opened.stateDir, [{ time: payload.timestamp, event: command, uuid: payload.uuid, outcome: 'local', reason, payload }]);
-  if (settings.logFile !== undefined) {
-    try {
-      appendText(settings.logFile, `${JSON.stringify({ local: true, reason, payload })}\n`, { own: false, uid: ctx.uid });
-    } catch {
-      // The log is for the user's eyes; the history has the event.
-    }
-  }
-  ctx.debug(`${command} ${payload.uuid}: ${reason}`);
+  noted(run, { command, identity }, 'local', reason, payload);
+  run.report.wire.push(JSON.stringify({ local: true, reason, payload }));
 }
 
 /**
  * The event made durable in the outbox, unfinished (what is collected comes when it is sent, by
  * the detached child or any later run). Returns false when it could not be stored.
  */
-function hold(opened: Store, command: EventName, admission: Admitted, settings: Settings, ctx: Context, identity: Identity, why: string): boolean {
+function hold(run: Run, { command, identity, properties, counts }: NewEvent, why: string): boolean {
+  const { settings } = run;
   const event: OutboxEvent = {
     api_key: settings.apiKey,
     event: command,
     uuid: identity.uuid,
     timestamp: identity.timestamp.toISOString(),
-    properties: { ...admission.properties, ...admission.counts },
+    properties: { ...properties, ...counts },
     collect: { root: settings.root, ...(settings.productVersion === undefined ? {} : { product_version: settings.productVersion }) },
   };
   try {
-    store(opened.outbox, event);
+    store(run.opened.outbox, event);
   } catch (error) {
-    const reason = `could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})`;
-    recordHistory(opened.stateDir, [{ time: event.timestamp, event: command, uuid: event.uuid, outcome: 'dropped', reason }]);
-    ctx.debug(`not sending ${command}: it ${reason}`);
+    noted(run, { command, identity }, 'dropped', `could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
     return false;
   }
-  recordHistory(opened.stateDir, [{ time: event.timestamp, event: command, uuid: event.uuid, outcome: 'queued', reason: why }]);
+  noted(run, { command, identity }, 'queued', why);
   // What waits may never get through either: the caps hold here as for any queued event.
-  openBooks(settings, ctx, opened).applyCaps();
-  ctx.debug(`${command} ${event.uuid}: ${why}`);
+  run.report.leftWaiting = true;
   return true;
 }
 
@@ -217,44 +244,42 @@ function hold(opened: Store, command: EventName, admission: Admitted, settings: 
  * --background: the event is made durable before the caller is let go, so a child killed by a
  * service manager's stop only delays it.
  */
-function storeForBackground(opened: Store, command: EventName, admission: Admitted, settings: Settings, ctx: Context, identity: Identity, childArgs: readonly string[]): void {
-  if (!hold(opened, command, admission, settings, ctx, identity, 'stored for the background sender')) return;
+function storeForBackground(run: Run, event: NewEvent, childArgs: readonly string[]): void {
+  if (!hold(run, event, 'stored for the background sender')) return;
   try {
-    ctx.spawnDetached(childArgs);
+    run.ctx.spawnDetached(childArgs);
   } catch (error) {
     // EAGAIN under a process limit, say: the event waits in the outbox for the next run.
-    ctx.debug(`${command} ${identity.uuid} waits in the outbox: ${(error as Error).message}`);
+    run.ctx.debug(`${event.command} ${event.identity.uuid} waits in the outbox: ${(error as Error).message}`);
   }
 }
 
-/** Where the vendor requires the notice first, nothing waiting goes before it was shown. */
-function uploadAllowed(opened: Store, ctx: Context): boolean {
-  return mayUpload(readState(opened.stateDir), noticeVersion(), ctx.vendor.noticeRequired === true);
+/** Reads the state; where the vendor requires the notice first, nothing waiting goes before it was shown. */
+function uploadAllowed(run: Run): boolean {
+  run.known = readState(run.opened.stateDir);
+  return mayUpload(run.known, noticeVersion(), run.ctx.vendor.noticeRequired === true);
 }
 
 /** The --background child: sends what waits, as any later run would. */
 export async function sendWaiting(settings: Settings, ctx: Context): Promise<void> {
-  const { store: opened } = openStore(candidates(settings, ctx), ctx.uid, ctx.now().getTime());
-  if (!opened) return;
-  try {
-    if (!uploadAllowed(opened, ctx)) return;
-    finishWaiting(opened, settings, ctx);
-    await flushOutbox(delivery(settings, ctx, opened), { manual: false });
-  } finally {
-    closeStore(opened.stateDir);
-  }
+  await withStore(
+    settings,
+    ctx,
+    async (run) => {
+      if (uploadAllowed(run)) await sendWhatWaits(run, false);
+    },
+    () => undefined,
+  );
 }
 
 export async function flush(settings: Settings, ctx: Context): Promise<FlushResult> {
-  const { store: opened, refused } = openStore(candidates(settings, ctx), ctx.uid, ctx.now().getTime());
-  if (!opened) return { sent: 0, dropped: 0, remaining: 0, corrupt: 0, error: `no usable state dir (${describeRefused(refused)})` };
-  try {
-    if (!uploadAllowed(opened, ctx)) return { sent: 0, dropped: 0, remaining: unsentCount(opened.outbox), corrupt: 0, error: 'the notice has not been shown on this host yet (the vendor requires it first)' };
-    finishWaiting(opened, settings, ctx);
-    return await flushOutbox(delivery(settings, ctx, opened), { manual: true });
-  } finally {
-    closeStore(opened.stateDir);
-  }
+  const nothingDone = (error: string, remaining = 0): FlushResult => ({ sent: 0, dropped: 0, remaining, corrupt: 0, error });
+  return withStore(
+    settings,
+    ctx,
+    (run) => (uploadAllowed(run) ? sendWhatWaits(run, true) : nothingDone('the notice has not been shown on this host yet (the vendor requires it first)', unsentCount(run.opened.outbox))),
+    (refused) => nothingDone(`no usable state dir (${refused})`),
+  );
 }
 
 /**
@@ -271,4 +296,3 @@ export function clearWaiting(settings: Settings, ctx: Context, { forgetId }: { f
     return outbox ? clearOutbox(outbox) : 0;
   });
 }
-

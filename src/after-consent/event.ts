@@ -7,10 +7,8 @@ import { detectSystem } from './collect/detect/index.ts';
 import { distinctId, type IdentitySources } from './collect/identity.ts';
 import { toCapture, type CaptureEvent } from './collect/payload.ts';
 import { productVersionProperties } from './collect/version.ts';
-import { withDistinctId, withIdSalt, type Counts, type State } from './store/state.ts';
-import { readState, updateState } from './store/state-file.ts';
+import { newSalt, type Counts, type State } from './store/state.ts';
 import type { OutboxEvent } from './store/outbox.ts';
-import type { StateDir } from './store/state-dir.ts';
 
 /**
  * An event built whole: its own properties scrubbed, the system detected, the ids it carries.
@@ -62,24 +60,13 @@ export interface Identity {
 }
 
 /**
- * What distinct_id is made from, as kept in the state file (made and kept on first need), or,
- * where `persist` is false, made anew and shown but not kept: a dry run or `consent` before any
- * event shows an id no event will carry.
+ * What distinct_id is made from, as `state` keeps it (every admitted event makes sure it does).
+ * Where it keeps none yet, a dry run or `consent` shows an id made anew that no event will carry.
  */
-export function identitySources(stateDir: StateDir | undefined, ctx: Context, persist: boolean): IdentitySources {
-  const kept = (read: (state: State) => string | undefined, made: () => string, keep: (state: State, value: string) => State) => () => {
-    const stored = stateDir && read(readState(stateDir));
-    if (stored) return stored;
-    const value = made();
-    if (!persist || !stateDir) return value;
-    // Two first runs at once may each make one; the one written first stays.
-    const after = updateState(stateDir, (state) => keep(state, value));
-    return (after && read(after)) ?? value;
-  };
+export function identityOf(state: State, ctx: Context): IdentitySources {
   return {
-    // 244 random bits: two UUIDs' worth from the run's random source.
-    salt: kept((state) => state.idSalt, () => `${ctx.uuid()}${ctx.uuid()}`.replaceAll('-', ''), withIdSalt),
-    randomId: kept((state) => state.distinctId, ctx.uuid, withDistinctId),
+    salt: () => state.idSalt ?? newSalt(ctx.uuid),
+    randomId: () => state.distinctId ?? ctx.uuid(),
   };
 }
 

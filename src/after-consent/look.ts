@@ -10,7 +10,7 @@ import { SCHEMA_VERSION, type CaptureEvent } from './collect/payload.ts';
 import { captureSchema, noticeVersion } from './collect/properties.ts';
 import { productVersionProperties } from './collect/version.ts';
 import { sinkFor } from './deliver/sinks/index.ts';
-import { buildPayload, capped, identitySources, type Identity } from './event.ts';
+import { buildPayload, capped, identityOf, type Identity } from './event.ts';
 import { formatHistory, readHistory } from './store/history.ts';
 import { unsentCount } from './store/outbox.ts';
 import { countsOf, emptyState, linkEvent, nextAttempt, noticeShownFor, type State } from './store/state.ts';
@@ -27,12 +27,16 @@ export function candidates(settings: Settings, ctx: Context): Candidate[] {
   return stateDirCandidates({ configured: settings.stateDir, product: settings.product, env: ctx.env, tmpdir: ctx.tmpdir(), uid: ctx.uid });
 }
 
+/** The state as a run would read it; as never written where there is no state dir yet. */
+function stateAsIs(stateDir: StateDir | undefined): State {
+  return stateDir ? readState(stateDir) : emptyState();
+}
 
 /** The payload `command` would carry now, from the state as it is; nothing is written. */
 function preview(command: EventName, eventProperties: EventProperties, settings: Settings, ctx: Context, identity: Identity, stateDir: StateDir | undefined): CaptureEvent {
-  const state: State = stateDir ? readState(stateDir) : emptyState();
+  const state: State = stateAsIs(stateDir);
   const linked = linkEvent(command, state, identity.timestamp.getTime(), eventProperties, ctx.uuid);
-  return buildPayload(command, linked.properties, settings, ctx, countsOf(state), identity, identitySources(stateDir, ctx, false));
+  return buildPayload(command, linked.properties, settings, ctx, countsOf(state), identity, identityOf(state, ctx));
 }
 
 /** What a run would see of the state dir, looked at without creating anything; closed after `look`. */
@@ -79,7 +83,7 @@ function receiverBackoff(state: State, settings: Settings, ctx: Context): { fail
 export function describeState(settings: Settings, ctx: Context) {
   return peeking(settings, ctx, ({ stateDir, outbox, refused }) => {
     const { properties } = preview('start', {}, settings, ctx, { uuid: ctx.uuid(), timestamp: ctx.now() }, stateDir);
-    const state = stateDir ? readState(stateDir) : emptyState();
+    const state = stateAsIs(stateDir);
     const version = noticeVersion();
     return {
       notice_version: version,
@@ -106,7 +110,7 @@ export function describeState(settings: Settings, ctx: Context) {
 export function dashboardConsent(settings: Settings, ctx: Context): DashboardConsent {
   return {
     enabled: true,
-    distinct_id: peeking(settings, ctx, ({ stateDir }) => distinctId(settings.root, settings.product, identitySources(stateDir, ctx, false))),
+    distinct_id: peeking(settings, ctx, ({ stateDir }) => distinctId(settings.root, settings.product, identityOf(stateAsIs(stateDir), ctx))),
     endpoint: captureUrl(settings.endpoint).href,
     api_key: settings.apiKey,
     product: settings.product,

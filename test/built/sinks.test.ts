@@ -9,7 +9,7 @@ import { deliverNew } from '../../src/after-consent/deliver/delivery.ts';
 import { main } from '../../src/before-consent/run.ts';
 import { readHistory } from '../../src/after-consent/store/history.ts';
 import { store } from '../../src/after-consent/store/outbox.ts';
-import { openBooks } from '../../src/after-consent/books.ts';
+import { newReport } from '../../src/after-consent/deliver/report.ts';
 import type { ReceivedRequest } from '../../scripts/endpoint.ts';
 import { endpoint, fakeContext, makeRoot, openTestStore, runBundle, tempDir, trapViolations, waitingEvents } from '../support/helpers.ts';
 import { ga4Violations } from '../support/ga4-rules.ts';
@@ -234,13 +234,14 @@ test('ga4: an event GA4 would drop without a word never leaves: refused before i
   const settings = resolveSettings({ endpoint: server.url, sink: 'ga4', 'state-dir': state }, {}, VENDOR);
   const opened = openTestStore(state);
   const { stateDir, outbox } = opened;
-  const delivery = { settings, ctx: c, outbox, books: openBooks(settings, c, opened) };
+  const delivery = { settings, ctx: c, outbox, notBefore: 0, report: newReport() };
   const properties = Object.fromEntries(Array.from({ length: 30 }, (_, i) => [`extra_${i}`, i]));
   const tooMany = { api_key: '', event: 'start', uuid: '00000000-0000-4000-8000-0000000000aa', timestamp: NOW.toISOString(), properties: { distinct_id: 'd', ...properties } };
   const outcome = await deliverNew(delivery, tooMany);
   assert.equal(outcome.kind, 'dropped');
   assert.match(outcome.reason, /31 parameters, GA4 takes 25/);
   assert.deepEqual(waitingEvents(state), [], 'not queued');
+  assert.deepEqual(delivery.report.history.map((entry) => [entry.uuid.slice(-2), entry.outcome, entry.reason]), [['aa', 'dropped', 'not queued: ga4 would not take it (31 parameters, GA4 takes 25)']], 'noted in the report the books record');
 
   // Queued four days ago, before a long outage: GA4 drops events older than 72 hours.
   store(outbox, { ...tooMany, uuid: '00000000-0000-4000-8000-0000000000bb', timestamp: new Date(NOW.getTime() - 4 * 86_400_000).toISOString(), properties: { distinct_id: 'd' } });
@@ -249,7 +250,6 @@ test('ga4: an event GA4 would drop without a word never leaves: refused before i
   assert.deepEqual(waitingEvents(state), []);
   const history = readHistory(stateDir).map((entry) => [entry.uuid.slice(-2), entry.outcome, entry.reason]);
   assert.deepEqual(history, [
-    ['aa', 'dropped', 'not queued: ga4 would not take it (31 parameters, GA4 takes 25)'],
     ['bb', 'dropped', 'ga4 would not take it (it is older than the 72 hours GA4 takes)'],
   ]);
 });

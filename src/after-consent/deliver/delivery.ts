@@ -1,6 +1,7 @@
 import type { Context } from '../../before-consent/config/context.ts';
 import type { Settings } from '../../before-consent/config/settings.ts';
-import type { Books, Outcome } from '../books.ts';
+import type { HistoryEntry } from '../store/history.ts';
+import { noteOutcome, type Outcome, type Report } from './report.ts';
 import { claimWaiting, recoverAbandoned, release, removeClaimed, store, storeClaimed, waitingNames, type Item, type Outbox, type OutboxEvent } from '../store/outbox.ts';
 import { BudgetSpentError, HttpError } from './errors.ts';
 import { proxyFor } from './proxy.ts';
@@ -18,16 +19,20 @@ import { post } from './transport.ts';
  * refused event stands alone; one is dropped only when the receiver took others of the same
  * flush, so the fault is in that event. A receiver without /batch/ gets events one by one.
  * The sink (sinks/) makes the requests: PostHog's, OTLP's or GA4's; this is the same for all.
+ * Delivery keeps no books: what it finds out (outcomes, the wire, the receiver's answers) it
+ * notes in the run's report, which the door has recorded.
  */
 
-export type { Outcome } from '../books.ts';
+export type { Outcome } from './report.ts';
 
-/** What delivery works with: the run's settings and Context, the outbox it sends from, and the books it reports to. */
+/** What delivery works with: the run's settings and Context, the outbox it sends from, the report it notes in. */
 export interface Delivery {
   settings: Settings;
   ctx: Context;
   outbox: Outbox;
-  books: Books;
+  /** The earliest time the receiver may be tried (epoch ms; 0 when it is not backing off), as the state file says. */
+  notBefore: number;
+  report: Report;
 }
 
 const ATTEMPTS_PER_RUN = 3;
@@ -92,18 +97,22 @@ async function postWithRetries(delivery: Delivery, { url, body, gzip, headers }:
 }
 
 /** The receiver failed (a budget spent before any attempt says nothing about it, and is not counted). */
-function recordFailure({ books, ctx }: Delivery, error: unknown): void {
-  if (verdictOf(error) !== 'budget') books.receiverFailed(retryAfterMs(error, ctx.now().getTime()));
+function noteFailure({ report, ctx }: Delivery, error: unknown): void {
+  if (verdictOf(error) !== 'budget') report.receiver.push({ took: false, retryAfterMs: retryAfterMs(error, ctx.now().getTime()) });
+}
+
+function noted({ report, ctx }: Delivery, events: readonly OutboxEvent[], outcome: Outcome, extra?: Partial<HistoryEntry>): void {
+  noteOutcome(report, events, outcome, ctx.now(), extra);
 }
 
 function sinkOf({ settings, ctx }: Delivery): Sink {
   return sinkFor(settings, ctx);
 }
 
-/** An event left waiting in the outbox: logged as queued (`wire`, the body its sink would send alone), and the caps applied. */
-function recordQueued({ books }: Delivery, wire: string | Buffer, reason: string): Outcome {
-  books.wire(`{"queued":true,"reason":${JSON.stringify(reason)},"payload":${wire.toString()}}`);
-  books.applyCaps();
+/** An event left waiting in the outbox: logged as queued (`wire`, the body its sink would send alone); the caps apply. */
+function queued({ report }: Delivery, wire: string | Buffer, reason: string): Outcome {
+  report.wire.push(`{"queued":true,"reason":${JSON.stringify(reason)},"payload":${wire.toString()}}`);
+  report.leftWaiting = true;
   return { kind: 'queued', reason };
 }
 
@@ -123,23 +132,23 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent): Promis
   const refusal = sink.problem(event, ctx.now());
   if (refusal !== undefined) {
     outcome = { kind: 'dropped', reason: `not queued: ${sink.name} would not take it (${refusal})` };
-    delivery.books.outcome([event], outcome);
+    noted(delivery, [event], outcome);
     return outcome;
   }
   // The outbox keeps the capture event whatever the sink; the request is made when sending.
   const body = JSON.stringify(event);
   const request = sink.request([event], { single: true, now: ctx.now() });
   const now = ctx.now().getTime();
-  const next = delivery.books.nextAttempt();
+  const next = delivery.notBefore;
   if (now < next) {
     const reason = `receiver failing, next attempt after ${new Date(next).toISOString()}`;
     try {
       store(outbox, event, body);
-      outcome = recordQueued(delivery, request.body, reason);
+      outcome = queued(delivery, request.body, reason);
     } catch (error) {
       outcome = { kind: 'dropped', reason: `${reason}; could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
     }
-    delivery.books.outcome([event], outcome);
+    noted(delivery, [event], outcome);
     return outcome;
   }
   let item: Item;
@@ -148,7 +157,7 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent): Promis
   } catch (error) {
     // Decided once: an event that cannot be stored is not sent either (see README, "When nothing can be stored").
     outcome = { kind: 'dropped', reason: `could not be stored (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
-    delivery.books.outcome([event], outcome);
+    noted(delivery, [event], outcome);
     return outcome;
   }
   // If the budget runs out mid-send, the process ends with the event waiting, not lost.
@@ -156,18 +165,18 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent): Promis
   try {
     const status = await postWithRetries(delivery, request);
     removeClaimed(item);
-    request.logged.forEach((line) => delivery.books.wire(line));
-    delivery.books.receiverTook();
+    delivery.report.wire.push(...request.logged);
+    delivery.report.receiver.push({ took: true });
     outcome = { kind: 'sent', reason: 'delivered', status };
   } catch (error) {
     // Whatever the answer, a lone event stays: were it refused for its content, a later batch
     // shows that by the receiver taking the others (flushOutbox drops it then).
-    if (verdictOf(error) !== 'refused') recordFailure(delivery, error);
+    if (verdictOf(error) !== 'refused') noteFailure(delivery, error);
     const reason = whyKept(error);
-    outcome = release(outbox, item) ? recordQueued(delivery, request.body, reason) : { kind: 'dropped', reason: `${reason}; the outbox lost it (cleared meanwhile)` };
+    outcome = release(outbox, item) ? queued(delivery, request.body, reason) : { kind: 'dropped', reason: `${reason}; the outbox lost it (cleared meanwhile)` };
     if (error instanceof HttpError) outcome.status = error.status;
   }
-  delivery.books.outcome([event], outcome, { duration_ms: Math.round(ctx.elapsedMs()) });
+  noted(delivery, [event], outcome, { duration_ms: Math.round(ctx.elapsedMs()) });
   return outcome;
 }
 
@@ -203,8 +212,7 @@ export async function flushOutbox(delivery: Delivery, { manual }: { manual: bool
   const { ctx, outbox } = delivery;
   const result: FlushResult = { sent: 0, dropped: 0, remaining: 0, corrupt: 0 };
   recoverAbandoned(outbox, ctx.now().getTime(), ctx.isProcessAlive);
-  delivery.books.applyCaps();
-  const next = delivery.books.nextAttempt();
+  const next = delivery.notBefore;
   if (!manual && ctx.now().getTime() < next) {
     result.error = `receiver failing, next attempt after ${new Date(next).toISOString()}`;
   }
@@ -254,7 +262,7 @@ function sendable(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<s
     removeClaimed(item);
     unsent.delete(item.file);
     flush.result.dropped++;
-    delivery.books.outcome([item.event], { kind: 'dropped', reason: `${flush.sink.name} would not take it (${refusal})` });
+    noted(delivery, [item.event], { kind: 'dropped', reason: `${flush.sink.name} would not take it (${refusal})` });
     return false;
   });
 }
@@ -266,8 +274,8 @@ function sendable(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<s
 function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Item>): void {
   if (flush.refusedAlone.length === 0) return;
   if (flush.result.sent === 0) {
-    recordFailure(delivery, flush.refusedAlone[0].error);
-    delivery.books.outcome(flush.refusedAlone.map(({ item }) => item.event), { kind: 'queued', reason: `${describe(flush.refusedAlone[0].error)} for every event: kept, and tried again later` });
+    noteFailure(delivery, flush.refusedAlone[0].error);
+    noted(delivery, flush.refusedAlone.map(({ item }) => item.event), { kind: 'queued', reason: `${describe(flush.refusedAlone[0].error)} for every event: kept, and tried again later` });
     flush.result.error = `the receiver refused every event (${describe(flush.refusedAlone[0].error)})`;
     flush.refusedAlone = [];
     return;
@@ -276,7 +284,7 @@ function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Ite
     removeClaimed(item);
     unsent.delete(item.file);
     flush.result.dropped++;
-    delivery.books.outcome([item.event], { kind: 'dropped', reason: `the receiver refused it alone, and took others (${describe(error)})`, status: (error as HttpError).status });
+    noted(delivery, [item.event], { kind: 'dropped', reason: `the receiver refused it alone, and took others (${describe(error)})`, status: (error as HttpError).status });
     delivery.ctx.debug(`dropped ${item.event.uuid}: the receiver refused it (${describe(error)})`);
   }
   flush.refusedAlone = [];
@@ -288,10 +296,10 @@ function delivered(delivery: Delivery, items: Item[], request: SinkRequest, flus
     removeClaimed(item);
     unsent.delete(item.file);
   }
-  request.logged.forEach((line) => delivery.books.wire(line));
+  delivery.report.wire.push(...request.logged);
   flush.result.sent += items.length;
-  delivery.books.receiverTook();
-  delivery.books.outcome(items.map((item) => item.event), { kind: 'sent', reason, status });
+  delivery.report.receiver.push({ took: true });
+  noted(delivery, items.map((item) => item.event), { kind: 'sent', reason, status });
 }
 
 /** One event to the capture path, as a receiver without /batch/ takes them. */
@@ -313,8 +321,8 @@ function failed(delivery: Delivery, items: Item[], flush: Flush, error: unknown)
     flush.refusedAlone.push({ item: items[0], error });
     return undefined;
   }
-  recordFailure(delivery, error);
-  delivery.books.outcome(items.map((item) => item.event), { kind: 'queued', reason: whyKept(error), ...(error instanceof HttpError ? { status: error.status } : {}) });
+  noteFailure(delivery, error);
+  noted(delivery, items.map((item) => item.event), { kind: 'queued', reason: whyKept(error), ...(error instanceof HttpError ? { status: error.status } : {}) });
   return describe(error);
 }
 

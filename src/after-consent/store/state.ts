@@ -190,14 +190,18 @@ export function afterSuccess(state: State, endpoint: string): State {
   return { ...state, backoff: others };
 }
 
-/** Two first runs at once may each make one; the one kept first stays. */
-export function withDistinctId(state: State, id: string): State {
-  return state.distinctId ? state : { ...state, distinctId: id };
+/** 256 bits from two of the run's random UUIDs (244 random bits), hex, as ID_SALT says. */
+export function newSalt(newId: () => string): string {
+  return `${newId()}${newId()}`.replaceAll('-', '');
 }
 
-/** Two first runs at once may each make one; the one kept first stays. */
-export function withIdSalt(state: State, salt: string): State {
-  return state.idSalt ? state : { ...state, idSalt: salt };
+/**
+ * The ids distinct_id is made from, made with the first event admitted and kept from then on.
+ * Two first runs at once may each make them; the ones kept first stay.
+ */
+export function withIdentity(state: State, newId: () => string): State {
+  if (state.idSalt && state.distinctId) return state;
+  return { ...state, idSalt: state.idSalt ?? newSalt(newId), distinctId: state.distinctId ?? newId() };
 }
 
 /** Consent withdrawn: no id of the past can be derived again. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { COMMON_PROPERTIES, noticeVersion, noticeVersionOf, PROPERTIES } from '../../../../src/after-consent/collect/properties.ts';
-import { disposition, emptyState, forgetIdentity, mayUpload, noticeShownFor, parseState, withIdSalt, withNoticeShown, type DispositionInput, type Disposition, type State } from '../../../../src/after-consent/store/state.ts';
+import { disposition, ID_SALT, emptyState, forgetIdentity, mayUpload, noticeShownFor, parseState, withIdentity, withNoticeShown, type DispositionInput, type Disposition, type State } from '../../../../src/after-consent/store/state.ts';
 
 /** What the state file means for telling the user, local-only mode and the id: pure, no disk. */
 
@@ -45,11 +45,15 @@ test('what waits may be uploaded unless the vendor requires a notice not yet sho
   for (const [state, required, expected] of rows) assert.equal(mayUpload(state, 'v1', required), expected, `${JSON.stringify(state)} required=${required}`);
 });
 
-test('the salt is kept once; disable forgets it and the random id, and nothing else', () => {
-  const first = withIdSalt(emptyState(), SALT);
-  assert.equal(first.idSalt, SALT);
-  assert.equal(withIdSalt(first, 'd'.repeat(64)).idSalt, SALT, 'two first runs at once: the first kept stays');
-  const used = { ...told('v1'), ...first, distinctId: '11111111-2222-4333-8444-555555555555', dropped: 3 };
+test('the salt and the random id are made once and kept; disable forgets them, and nothing else', () => {
+  const ids = ['aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa', 'bbbbbbbb-bbbb-4bbb-8bbb-bbbbbbbbbbbb', '11111111-2222-4333-8444-555555555555'];
+  const first = withIdentity(emptyState(), () => ids.shift()!);
+  assert.match(first.idSalt ?? '', ID_SALT, 'two UUIDs, hex');
+  assert.equal(first.distinctId, '11111111-2222-4333-8444-555555555555');
+  assert.equal(withIdentity(first, () => 'cccccccc-cccc-4ccc-8ccc-cccccccccccc'), first, 'two first runs at once: the first kept stays');
+  const saltOnly = withIdentity({ ...emptyState(), idSalt: SALT }, () => '22222222-2222-4222-8222-222222222222');
+  assert.deepEqual([saltOnly.idSalt, saltOnly.distinctId], [SALT, '22222222-2222-4222-8222-222222222222'], 'a state from before keeps its salt and gains the id');
+  const used = { ...told('v1'), ...first, dropped: 3 };
   const forgotten = forgetIdentity(used);
   assert.equal(forgotten.idSalt, undefined);
   assert.equal(forgotten.distinctId, undefined);

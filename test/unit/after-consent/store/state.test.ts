@@ -13,7 +13,6 @@ import {
   nextAttempt,
   parseState,
   suppressedOne,
-  withDistinctId,
   type State,
 } from '../../../../src/after-consent/store/state.ts';
 
@@ -83,11 +82,6 @@ test('back-off: doubles per failure within the jitter, honours Retry-After, stop
   assert.equal(afterSuccess(state(), endpoint).backoff[endpoint], undefined);
   const planted = state({ backoff: { [endpoint]: { failures: 1, next: NOW + BACKOFF_MAX_MS + 1 } } });
   assert.equal(nextAttempt(planted, endpoint, NOW), 0, 'a next attempt further off than the ceiling was not set by a run whose clock agreed');
-});
-
-test('the random id, once kept, stays', () => {
-  assert.equal(withDistinctId(state(), RUN).distinctId, RUN);
-  assert.equal(withDistinctId(state({ distinctId: RUN }), NEW_RUN).distinctId, RUN);
 });
 
 test('only what a run of ours could have written survives reading', () => {
