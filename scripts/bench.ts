@@ -1,14 +1,23 @@
 /**
  * `npm run bench`: wall time and peak memory of the compiled file on the production path, each
- * as a ratio to a floor measured in the same run: a bare `node -e 0`, and the least a Node POST
- * costs (bench-references/node-post.cjs) over https: and http:.
+ * as a ratio to a floor measured in the same run: a bare `node -e 0`; the least a Node POST costs
+ * (bench-references/node-post.cjs) over https: and http:, and over https: at a 20 ms round trip;
+ * and the least a flush of the outbox must do (bench-references/flush-floor.cjs). The goals are
+ * issue 17's (GOAL, MEMORY_GOAL).
  *
  * - The receiver (bench-references/receiver.cjs) runs in a process of its own, so the timing
  *   process does no server work while a run is timed. Its https: certificate comes from a test CA
- *   made with openssl at bench start; the product and the https: floor trust it the same way,
+ *   made with openssl at bench start; the product and the https: floors trust it the same way,
  *   through NODE_EXTRA_CA_CERTS. That variable makes Node build its root store at start-up: a
- *   process that talks https: builds it anyway (the floors show both), so the https: rows are
- *   divided by an https: floor with the variable, and `flush` by the `node -e 0` without it.
+ *   process that talks https: builds it anyway (the floors show both), so every https: row,
+ *   flush included, is divided by an https: floor run with the variable.
+ * - The 20 ms round trip: bench-references/delay-forwarder.cjs, a TCP forwarder on 127.0.0.1 in a
+ *   process of its own, holds every chunk 10 ms in each direction on its way to and from the
+ *   https: receiver. The product's --endpoint and the floor's URL name the forwarder's port
+ *   directly (no proxy protocol: TLS runs end to end). The receiver's certificate names IP
+ *   127.0.0.1, which holds on any port of it, so both still verify it.
+ * - flush's floor reads the same 1,000 files flush reads (<state>/outbox/new/), parses them,
+ *   gzips them as one PostHog /batch/ request and POSTs it; the receiver counts the events.
  * - Every run gets a minimal environment (PATH, plus what the row needs) and its own state dir,
  *   copied untimed from one that a single `start` left, so no run sees another's crash-loop
  *   count, back-off or queue.
@@ -18,28 +27,68 @@
  * - Each run is checked untimed (exit code, events the receiver got, nothing sent when opted
  *   out); a row whose runs do not do their work is reported "not available", not timed.
  *
+ * --node VERSION (repeatable, or a comma list) runs every row, floors included, with that Node,
+ * fetched once into the cache of scripts/node-versions.ts (`npm pack` from the npm registry);
+ * without it, with the Node that runs the bench. Each round holds the rows of every version, and
+ * a row is divided by its floor on the same Node. The helpers (receiver, forwarder) stay on the
+ * bench's own Node.
+ *
+ * --shell-original FILE adds the hand-rolled shell script this product replaces, run with the
+ * same receiver, and divides `start, https` by it. Netdata's daemon/anonymous-statistics.sh.in
+ * posted to PostHog up to v1.39.1 (v1.40 moved to a Cloud Function); to get it:
+ *   curl -fsSLo /tmp/anonymous-statistics.sh \
+ *     https://raw.githubusercontent.com/netdata/netdata/v1.39.1/daemon/anonymous-statistics.sh.in
+ * The bench copies FILE into its temp dir and rewrites the copy: its PostHog URL names the
+ * receiver, PostHog's `$host` property (a name shown in PostHog, never contacted) becomes
+ * 127.0.0.1, and its curl trusts the system's roots plus the test CA, as Node does with
+ * NODE_EXTRA_CA_CERTS. It refuses to run the copy (the row is "not available") while any other
+ * http(s) URL or host name remains in it. None of that script is in this repository.
+ *
  * It reports goals and never fails on them: it exits non-zero only when the bench itself broke.
  * Targets only 127.0.0.1; stops by itself; leaves no process and no temp dir behind.
  *
  *   npm run bench [-- --rounds 30] [--memory-rounds 5] [--json FILE] [--bundle FILE]
+ *                    [--node 18.19.0,20.20.2 ...] [--shell-original FILE]
  */
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
-import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { gzipSync } from 'node:zlib';
+import { fetchNode, nodeBinary } from './node-versions.ts';
 
 /** What `npm run bench` builds; --bundle measures another build (an older one, to compare). */
 const BUILT = path.resolve(__dirname, '../dist/anonymous-statistics.js');
 const REFERENCES = path.join(__dirname, 'bench-references');
 /** Debian's `time` package: it reads the child's peak RSS from wait4(), outside the child. */
 const GNU_TIME = '/usr/bin/time';
+/** Where Debian's curl finds the roots it trusts; the shell original's curl gets them and the test CA. */
+const SYSTEM_ROOTS = '/etc/ssl/certs/ca-certificates.crt';
 const QUEUED_FOR_FLUSH = 1000;
-const MEMORY_GOAL = 1.15;
+/** The far-away receiver: the forwarder holds every chunk half of it in each direction. */
+const ROUND_TRIP_MS = 20;
+
+/** Issue 17's column: each row's median per-round ratio to its floor, at most. */
+const GOAL = {
+  /** start, stop, command-start, command-end over https, to a bare node:https POST. */
+  https: 1.15,
+  /** start at a 20 ms round trip, to a bare node:https POST through the same forwarder. */
+  farAway: 1.03,
+  /** start and command-start opted out, to node -e 0. */
+  optedOut: 1.05,
+  /** start --background, the caller, to node -e 0. */
+  background: 1.25,
+  /** flush of 1,000 events, to reading, gzipping and posting them by hand. */
+  flush: 1.3,
+  /** start over https, to the shell original doing the same. */
+  shellOriginal: 0.5,
+};
+/** Issue 17's column: peak RSS at most this many times the floor's. */
+const MEMORY_GOAL = { eventCommand: 1.08, flush: 1.15 };
 /** A run still going after this has hung: its row is reported broken. */
 const RUN_LIMIT_MS = 30_000;
 /** --background's detached child gives up on the hanging receiver after this. */
@@ -51,6 +100,14 @@ type Env = Record<string, string>;
 type Server = 'https' | 'http' | 'hanging';
 type Counts = Record<Server, { requests: number; events: number }>;
 
+/** A process of the bench's own (receiver, forwarder), answering over IPC. */
+interface Helper {
+  pid: number;
+  /** Sends a message and waits for the answer; rejects if the helper died. One at a time. */
+  ask<T>(message: unknown): Promise<T>;
+  stop(): void;
+}
+
 interface Receiver {
   pid: number;
   urls: Record<Server, string>;
@@ -58,12 +115,23 @@ interface Receiver {
   stop(): void;
 }
 
+interface NodeUnderTest {
+  /** As `node --version` prints it. */
+  version: string;
+  binary: string;
+}
+
+interface Comparison {
+  floor: Row;
+  goal?: number;
+}
+
 interface Row {
   name: string;
   /** The row this one is divided by; floors have none. */
   floor?: Row;
-  /** Another floor worth comparing with, shown without a goal. */
-  alsoVs?: Row;
+  /** Other rows worth dividing by, shown under this one, with a goal where one is set. */
+  alsoVs?: Comparison[];
   /** At most this many times its floor's wall time (the median of per-round ratios). */
   timeGoal?: number;
   /** At most this many times its floor's peak RSS; set on the product's rows. */
@@ -106,12 +174,12 @@ class RowBroken extends Error {
   }
 }
 
-const row = (name: string, floor?: Row): Row => ({ name, floor, times: [], peaks: [] });
-/** A row of the compiled file: its peak memory has the same goal everywhere. */
-const productRow = (name: string, floor: Row, timeGoal?: number): Row => ({ ...row(name, floor), timeGoal, memoryGoal: MEMORY_GOAL });
+const row = (name: string, floor?: Row, timeGoal?: number): Row => ({ name, floor, timeGoal, times: [], peaks: [] });
+/** A row of an event command of the compiled file: all share one memory goal. */
+const eventRow = (name: string, floor: Row, timeGoal?: number): Row => ({ ...row(name, floor, timeGoal), memoryGoal: MEMORY_GOAL.eventCommand });
 
 // ---------------------------------------------------------------------------------------------
-// Set-up: test CA, receiver, template state dir
+// Set-up: test CA, receiver, forwarder, shell original, template state dirs
 
 function makeTestCa(dir: string): { caFile: string; key: string; cert: string } {
   const file = (name: string) => path.join(dir, name);
@@ -120,32 +188,94 @@ function makeTestCa(dir: string): { caFile: string; key: string; cert: string } 
   openssl('req', '-x509', '-newkey', 'rsa:2048', ...oneDay, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-subj', '/CN=anonymous-statistics bench CA',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
   openssl('req', '-newkey', 'rsa:2048', ...oneDay, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1');
+  // The name clients check: an IP address, so any port of 127.0.0.1 (the forwarder's too) verifies.
   writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
   execFileSync('openssl', ['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-set_serial', '1', '-days', '1', '-out', file('server.pem'), '-extfile', file('server.ext')], { stdio: ['ignore', 'ignore', 'pipe'] });
   return { caFile: file('ca.pem'), key: file('server.key'), cert: file('server.pem') };
 }
 
-async function startReceiver(tls: { key: string; cert: string }): Promise<Receiver> {
-  const child: ChildProcess = spawn(process.execPath, [path.join(REFERENCES, 'receiver.cjs')], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { PATH: process.env.PATH ?? '' } });
-  // Every wait on the receiver also waits on this, so a receiver that died is an error, not a hang.
+/** Starts bench-references/<script> and waits for its answer to `hello`. */
+async function startHelper<T>(script: string, hello: unknown, what: string): Promise<{ helper: Helper; ready: T }> {
+  const child = spawn(process.execPath, [path.join(REFERENCES, script)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { PATH: process.env.PATH ?? '' } });
+  // Every wait on the helper also waits on this, so a helper that died is an error, not a hang.
   const gone = new Promise<never>((_, reject) => {
     child.once('error', reject);
-    child.once('exit', (code, signal) => reject(new Error(`the receiver exited (${signal ?? code})`)));
+    child.once('exit', (code, signal) => reject(new Error(`the ${what} exited (${signal ?? code})`)));
   });
   gone.catch(() => {}); // its exit at the end of the bench is the normal one
-  const answer = async <T>(message: unknown): Promise<T> => {
-    child.send(message as object);
-    const [reply] = (await Promise.race([once(child, 'message'), gone])) as [T];
-    return reply;
-  };
-  const ready = await Promise.race([answer<{ ports: Record<Server, number> }>(tls), delay(10_000).then(() => Promise.reject(new Error('the receiver was not ready within 10 s')))]);
-  const url = (scheme: string, port: number) => `${scheme}://127.0.0.1:${port}`;
-  return {
+  const helper: Helper = {
     pid: child.pid as number,
-    urls: { https: url('https', ready.ports.https), http: url('http', ready.ports.http), hanging: url('http', ready.ports.hanging) },
-    counts: async () => (await answer<{ received: Counts }>('counts')).received,
+    async ask<R>(message: unknown): Promise<R> {
+      child.send(message as object);
+      const [reply] = (await Promise.race([once(child, 'message'), gone])) as [R];
+      return reply;
+    },
     stop: () => void child.kill(),
   };
+  const patience = new AbortController();
+  try {
+    const late = delay(10_000, undefined, { signal: patience.signal }).then(() => Promise.reject(new Error(`the ${what} was not ready within 10 s`)));
+    late.catch(() => {}); // aborted once the helper answered
+    return { helper, ready: await Promise.race([helper.ask<T>(hello), late]) };
+  } catch (error) {
+    helper.stop();
+    throw error;
+  } finally {
+    patience.abort();
+  }
+}
+
+async function startReceiver(tls: { key: string; cert: string }): Promise<Receiver> {
+  const { helper, ready } = await startHelper<{ ports: Record<Server, number> }>('receiver.cjs', tls, 'receiver');
+  const url = (scheme: string, port: number) => `${scheme}://127.0.0.1:${port}`;
+  return {
+    pid: helper.pid,
+    urls: { https: url('https', ready.ports.https), http: url('http', ready.ports.http), hanging: url('http', ready.ports.hanging) },
+    counts: async () => (await helper.ask<{ received: Counts }>('counts')).received,
+    stop: helper.stop,
+  };
+}
+
+/** The https: receiver at ROUND_TRIP_MS: its URL, https://127.0.0.1:<the forwarder's port>. */
+async function startForwarder(receiver: Receiver): Promise<Helper & { url: string }> {
+  const hello = { port: Number(new URL(receiver.urls.https).port), holdMs: ROUND_TRIP_MS / 2 };
+  const { helper, ready } = await startHelper<{ port: number }>('delay-forwarder.cjs', hello, 'delay forwarder');
+  return { ...helper, url: `https://127.0.0.1:${ready.port}` };
+}
+
+/** Any http(s) URL; and a dotted name ending in a label that starts with a letter (not an IP address). */
+const ANY_URL = /https?:\/\/[^\s'"`<>()]+/gi;
+const HOST_NAME = /\b(?:[a-z0-9](?:[a-z0-9-]*[a-z0-9])?\.)+[a-z][a-z0-9-]*[a-z0-9]\b/gi;
+const POSTHOG_ORIGIN = /https?:\/\/[a-z0-9.-]*posthog[a-z0-9.-]*(?::\d+)?(?=[/'"\s]|$)/gi;
+/** PostHog's `$host` property, in a JSON text or a shell here-document (`\$host`). */
+const HOST_PROPERTY = /("\\?\$host"\s*:\s*")[^"]*"/g;
+/** A curl command given options: the call to make trust the test CA (`command -v curl` is not one). */
+const CURL_CALL = /\bcurl(?=[ \t]+-)/g;
+
+/**
+ * The shell original, copied into the bench's dir and rewritten to talk to the receiver only;
+ * or why it may not run. Checked before the bench adds its own paths to it.
+ */
+function prepareShellOriginal(file: string, dir: string, receiver: Receiver, caFile: string): { script: string } | { refused: string } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    return { refused: `cannot read ${file}: ${(error as Error).message}` };
+  }
+  if (spawnSync('curl', ['--version'], { stdio: 'ignore' }).status !== 0) return { refused: 'curl is not installed, and the bench times the curl path' };
+  if (!text.match(POSTHOG_ORIGIN)) return { refused: `no PostHog URL in ${file}` };
+  const local = text.replace(POSTHOG_ORIGIN, receiver.urls.https).replace(HOST_PROPERTY, (_, before: string) => `${before}127.0.0.1"`);
+  const otherUrl = (local.match(ANY_URL) ?? []).find((url) => !url.startsWith(`${receiver.urls.https}/`));
+  if (otherUrl) return { refused: `it still names ${otherUrl}` };
+  const hostName = local.match(HOST_NAME)?.[0];
+  if (hostName) return { refused: `it still names the host ${hostName}` };
+  if (!local.match(CURL_CALL)) return { refused: 'it has no curl call to make trust the test CA' };
+  const roots = path.join(dir, 'shell-original-roots.pem');
+  writeFileSync(roots, `${existsSync(SYSTEM_ROOTS) ? readFileSync(SYSTEM_ROOTS, 'utf8') : ''}\n${readFileSync(caFile, 'utf8')}`);
+  const script = path.join(dir, 'shell-original.sh');
+  writeFileSync(script, local.replace(CURL_CALL, `curl --cacert '${roots}'`), { mode: 0o700 });
+  return { script };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,8 +321,6 @@ async function settle(marker: string, except: Set<number>): Promise<number[]> {
 
 // ---------------------------------------------------------------------------------------------
 // Measuring
-
-const node = (...args: string[]) => [process.execPath, ...args];
 
 function execute(run: Run, prefix: string[] = []): Outcome & { ms: number } {
   const [command, ...args] = [...prefix, ...run.argv];
@@ -253,23 +381,49 @@ interface Bench {
   bundle: string;
   dir: string;
   receiver: Receiver;
+  /** The https: receiver through the delay forwarder, ROUND_TRIP_MS away. */
+  farAwayUrl: string;
+  /** The bench and its helpers: never a run's leftover. */
+  ownPids: Set<number>;
   /** PATH only. */
   plainEnv: Env;
   /** PATH and NODE_EXTRA_CA_CERTS naming the test CA. */
   caEnv: Env;
   configDir: string;
-  /** A state dir as one `start` over https left it. */
+  /** The floors' request body: about 2 KB, more than the product's `start` event. */
+  body: string;
+  /** --shell-original, rewritten to talk to the receiver only, or why it may not run. */
+  shellOriginal?: { script: string } | { refused: string };
+}
+
+/** What the rows on one Node start from. */
+interface NodeSetup {
+  node: NodeUnderTest;
+  /** This Node's runs and template live here. */
+  home: string;
+  /** A state dir as one `start` over https on this Node left it. */
   template: string;
   /** The event `start --dry-run` printed, the model of the queued events `flush` sends. */
   sampleEvent?: Record<string, unknown>;
-  /** The floors' request body: about 2 KB, more than the product's `start` event. */
-  body: string;
 }
 
 function floorBody(): string {
   const event = { api_key: 'phc_bench', event: 'start', uuid: randomUUID(), timestamp: new Date().toISOString(), properties: { distinct_id: randomUUID(), padding: '' } };
   event.properties.padding = 'x'.repeat(2048 - JSON.stringify(event).length);
   return JSON.stringify(event);
+}
+
+function prepareNode(bench: Bench, node: NodeUnderTest, index: number): NodeSetup {
+  const home = path.join(bench.dir, `node-${index}`);
+  const template = path.join(home, 'template');
+  mkdirSync(template, { recursive: true, mode: 0o700 }); // as an installer leaves it, so a failed first run still leaves one
+  const settings = ['--endpoint', bench.receiver.urls.https, '--state-dir', template, '--config-dir', bench.configDir];
+  // The state every run starts from: what one `start` leaves, as on any machine after its first run.
+  const first = execute({ argv: [node.binary, bench.bundle, 'start', ...settings], env: bench.caEnv });
+  if (first.status !== 0) console.warn(`the template run of start on Node ${node.version} ${reasonOf(first)}`);
+  const sample = execute({ argv: [node.binary, bench.bundle, 'start', '--dry-run', ...settings], env: bench.plainEnv });
+  const sampleLine = sample.stdout.split('\n').find((line) => line.startsWith('{'));
+  return { node, home, template, sampleEvent: sampleLine ? JSON.parse(sampleLine) : undefined };
 }
 
 function reasonOf(outcome: Outcome): string {
@@ -286,6 +440,11 @@ async function expectEvents(bench: Bench, target: Row, before: Counts, server: S
   if (got < expected) throw new RowBroken(target, `the receiver got ${got} of the ${expected} event(s) it should have`);
 }
 
+async function expectRequests(bench: Bench, target: Row, before: Counts, server: Server, expected: number): Promise<void> {
+  const got = (await bench.receiver.counts())[server].requests - before[server].requests;
+  if (got < expected) throw new RowBroken(target, `the receiver got ${got} of the ${expected} request(s) it should have`);
+}
+
 async function expectNothingSent(bench: Bench, target: Row, before: Counts): Promise<void> {
   const after = await bench.receiver.counts();
   const sent = (['https', 'http', 'hanging'] as const).reduce((sum, server) => sum + after[server].requests - before[server].requests, 0);
@@ -293,6 +452,12 @@ async function expectNothingSent(bench: Bench, target: Row, before: Counts): Pro
 }
 
 const EXECUTION_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+function expectExecutionId(target: Row, stdout = ''): string {
+  const id = stdout.trim();
+  if (!EXECUTION_ID.test(id)) throw new RowBroken(target, `printed ${JSON.stringify(id.slice(0, 80))}, not an execution id`);
+  return id;
+}
 
 /** The outbox of the state dir (Maildir-style): one capture event per file in new/. */
 function fillOutbox(stateDir: string, event: Record<string, unknown>): void {
@@ -307,131 +472,193 @@ function fillOutbox(stateDir: string, event: Record<string, unknown>): void {
   }
 }
 
-function units(bench: Bench): { floors: Row[]; units: Unit[] } {
+/** One run of a unit played in one state dir. */
+interface Step {
+  target: Row;
+  /** Made untimed, just before the run; `previous` is the outcome of the step before, if any. */
+  run(stateDir: string, previous: Outcome | undefined): Run;
+  /** Untimed, after the run exited 0. */
+  check(outcome: Outcome, before: Counts, stateDir: string): Promise<void>;
+}
+
+/** A unit that always breaks at once: a row that cannot run, reported with its reason. */
+const cannotRun = (rows: Row[], reason: string): Unit => ({
+  rows,
+  play: async () => {
+    throw new RowBroken(rows[0], reason);
+  },
+});
+
+function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] } {
   const { receiver, plainEnv, caEnv, configDir } = bench;
+  const { sampleEvent } = setup;
+  const https = receiver.urls.https;
   let runs = 0;
   /** A state dir of the run's own, as the template left it (untimed). */
   const freshStateDir = () => {
-    const dir = path.join(bench.dir, 'runs', String(++runs));
-    cpSync(bench.template, dir, { recursive: true });
+    const dir = path.join(setup.home, 'runs', String(++runs));
+    cpSync(setup.template, dir, { recursive: true });
     return dir;
   };
+  const node = (...args: string[]) => [setup.node.binary, ...args];
+  const reference = (script: string, ...args: string[]) => node(path.join(REFERENCES, script), ...args);
   const product = (command: string[], stateDir: string, endpoint: string) => node(bench.bundle, ...command, '--endpoint', endpoint, '--state-dir', stateDir, '--config-dir', configDir);
-  const except = new Set([process.pid, receiver.pid]);
 
   const bareNode = row('node -e 0');
   const bareNodeCa = row('node -e 0, test CA env');
   const httpPost = row('node:http POST, 2 KB');
   const httpsPost = row('node:https POST, 2 KB');
+  const farPost = row(`node:https POST, 2 KB, ${ROUND_TRIP_MS} ms RTT`);
   const httpsPostUnverified = row('node:https POST, 2 KB, no CA env, unverified');
+  const flushFloor = row(`by hand: read, gzip, POST ${QUEUED_FOR_FLUSH.toLocaleString('en')} queued events, https`);
   const spawnOverhead = row('/bin/true (spawn overhead)');
 
-  const single = (target: Row, play: (measure: Measure, target: Row) => Promise<void>): Unit => ({ rows: [target], play: (measure) => play(measure, target) });
-  const floor = (target: Row, run: () => Run): Unit =>
-    single(target, async (measure) => expectExit(target, measure(target, run())));
-  /** A row of the product: a fresh state dir, the run (its command line is made untimed), the check. */
-  const scenario = (target: Row, run: (stateDir: string) => Run, check: (outcome: Outcome, before: Counts, stateDir: string) => Promise<void>): Unit =>
-    single(target, async (measure) => {
+  /** Rows played one after another in one fresh state dir, each run checked before the next. */
+  const inOneStateDir = (...steps: Step[]): Unit => ({
+    rows: steps.map((step) => step.target),
+    async play(measure) {
       const stateDir = freshStateDir();
       try {
-        const before = await receiver.counts();
-        const outcome = measure(target, run(stateDir));
-        expectExit(target, outcome);
-        await check(outcome, before, stateDir);
+        let previous: Outcome | undefined;
+        for (const { target, run, check } of steps) {
+          const before = await receiver.counts();
+          const outcome = measure(target, run(stateDir, previous));
+          expectExit(target, outcome);
+          await check(outcome, before, stateDir);
+          previous = outcome;
+        }
       } finally {
         rmSync(stateDir, { recursive: true, force: true });
       }
-    });
+    },
+  });
+  const scenario = (target: Row, run: Step['run'], check: Step['check']): Unit => inOneStateDir({ target, run, check });
+  const floor = (target: Row, run: () => Run): Unit => ({ rows: [target], play: async (measure) => expectExit(target, measure(target, run())) });
 
-  const startHttps = productRow('start, https', httpsPost, 1.1);
-  const startHttp = productRow('start, http', httpPost);
-  const optedOut = productRow('start, opted out (DO_NOT_TRACK=1)', bareNode, 1.05);
-  const background = productRow('start --background, receiver hanging', bareNode, 1.1);
-  // NODE_EXTRA_CA_CERTS makes Node build its root store at start-up, which an https: process
-  // does anyway at its first connection (compare the two https: POST floors) and `node -e 0`
-  // never does: so `flush`, sending with it, compares with a `node -e 0` without it, as on a
-  // machine that needs no test CA. The ratio to the floor with it is shown as well.
-  const flush = { ...productRow(`flush of ${QUEUED_FOR_FLUSH.toLocaleString('en')} queued events, https`, bareNode, 2), alsoVs: bareNodeCa };
-  const dryRun = productRow('start --dry-run', bareNode);
-  const fatalDryRun = productRow('fatal --dry-run, 120 KB message', bareNode);
+  const startHttps = eventRow('start, https', httpsPost, GOAL.https);
+  // A daemon's stop follows its start, in the state that start left.
+  const stopHttps = eventRow('stop, https', httpsPost, GOAL.https);
+  const startFarAway = eventRow(`start, https, ${ROUND_TRIP_MS} ms RTT`, farPost, GOAL.farAway);
+  const startHttp = eventRow('start, http', httpPost);
+  const optedOut = eventRow('start, opted out (DO_NOT_TRACK=1)', bareNode, GOAL.optedOut);
+  const background = eventRow('start --background, receiver hanging', bareNode, GOAL.background);
+  const flush: Row = {
+    ...row(`flush of ${QUEUED_FOR_FLUSH.toLocaleString('en')} queued events, https`, flushFloor, GOAL.flush),
+    memoryGoal: MEMORY_GOAL.flush,
+    // The floor it was divided by before it had one that does its work.
+    alsoVs: [{ floor: bareNode }],
+  };
+  const dryRun = eventRow('start --dry-run', bareNode);
+  const fatalDryRun = eventRow('fatal --dry-run, 120 KB message', bareNode);
   // Issue 10: a CLI calls these two around each command, so each must cost what `start` does.
-  const commandStart = productRow('command-start, https', httpsPost, 1.1);
-  const commandEnd = productRow('command-end, https', httpsPost, 1.1);
-  const commandStartOptedOut = productRow('command-start, opted out', bareNode, 1.05);
+  const commandStart = eventRow('command-start, https', httpsPost, GOAL.https);
+  const commandEnd = eventRow('command-end, https', httpsPost, GOAL.https);
+  const commandStartOptedOut = eventRow('command-start, opted out', bareNode, GOAL.optedOut);
+  const shellOriginal = row('start, the shell original, https', httpsPost);
+  if (bench.shellOriginal) startHttps.alsoVs = [{ floor: shellOriginal, goal: GOAL.shellOriginal }];
   const undici = row('reference: undici POST, https', httpsPost);
 
+  const sends = (target: Row, server: Server = 'https', events = 1) => (_: Outcome, before: Counts) => expectEvents(bench, target, before, server, events);
   const noSend = (target: Row) => (_: Outcome, before: Counts) => expectNothingSent(bench, target, before);
   const commandStartArgs = ['command-start', '--name', 'converge', '--option', 'repo', '--option', 'dev', '--env-option', 'env'];
-  const expectExecutionId = (target: Row, outcome: Outcome) => {
-    const id = outcome.stdout.trim();
-    if (!EXECUTION_ID.test(id)) throw new RowBroken(target, `printed ${JSON.stringify(id.slice(0, 80))}, not an execution id`);
-    return id;
+
+  const flushUnits = (): Unit[] => {
+    if (!sampleEvent) return [cannotRun([flushFloor, flush], 'needs the event `start --dry-run` prints, and that run failed')];
+    /** The same outbox for the floor and flush: 1,000 files in <state>/outbox/new/. */
+    const queued = (stateDir: string) => {
+      fillOutbox(stateDir, sampleEvent);
+      return path.join(stateDir, 'outbox', 'new');
+    };
+    return [
+      scenario(flushFloor, (state) => ({ argv: reference('flush-floor.cjs', queued(state), `${https}/batch/`), env: caEnv }), sends(flushFloor, 'https', QUEUED_FOR_FLUSH)),
+      scenario(
+        flush,
+        (state) => {
+          queued(state);
+          return { argv: product(['flush', '--timeout', '10000'], state, https), env: caEnv };
+        },
+        (outcome, before) =>
+          sends(flush, 'https', QUEUED_FOR_FLUSH)(outcome, before).catch((error: RowBroken) => {
+            throw new RowBroken(flush, `${error.message} (written as files in <state>/outbox/new/; a build from before the outbox layout does not read them)`);
+          }),
+      ),
+    ];
+  };
+
+  const shellUnits = (): Unit[] => {
+    const prepared = bench.shellOriginal;
+    if (!prepared) return [];
+    if ('refused' in prepared) return [cannotRun([shellOriginal], prepared.refused)];
+    // As netdata's daemon calls it at start; what it reads from the daemon's environment stays empty.
+    const run = { argv: ['/bin/sh', prepared.script, 'START', '-', '-'], env: plainEnv };
+    return [
+      {
+        rows: [shellOriginal],
+        async play(measure) {
+          const before = await receiver.counts();
+          expectExit(shellOriginal, measure(shellOriginal, run));
+          await expectRequests(bench, shellOriginal, before, 'https', 1);
+        },
+      },
+    ];
   };
 
   const list: Unit[] = [
     floor(bareNode, () => ({ argv: node('-e', '0'), env: plainEnv })),
     floor(bareNodeCa, () => ({ argv: node('-e', '0'), env: caEnv })),
-    floor(httpPost, () => ({ argv: node(path.join(REFERENCES, 'node-post.cjs'), `${receiver.urls.http}/capture/`, bench.body), env: plainEnv })),
-    floor(httpsPost, () => ({ argv: node(path.join(REFERENCES, 'node-post.cjs'), `${receiver.urls.https}/capture/`, bench.body), env: caEnv })),
-    floor(httpsPostUnverified, () => ({ argv: node(path.join(REFERENCES, 'node-post.cjs'), `${receiver.urls.https}/capture/`, bench.body, 'unverified'), env: plainEnv })),
+    floor(httpPost, () => ({ argv: reference('node-post.cjs', `${receiver.urls.http}/capture/`, bench.body), env: plainEnv })),
+    floor(httpsPost, () => ({ argv: reference('node-post.cjs', `${https}/capture/`, bench.body), env: caEnv })),
+    floor(farPost, () => ({ argv: reference('node-post.cjs', `${bench.farAwayUrl}/capture/`, bench.body), env: caEnv })),
+    floor(httpsPostUnverified, () => ({ argv: reference('node-post.cjs', `${https}/capture/`, bench.body, 'unverified'), env: plainEnv })),
     // What starting and reaping any process costs the bench; it is inside every row's time.
     floor(spawnOverhead, () => ({ argv: ['/bin/true'], env: plainEnv })),
-    scenario(startHttps, (state) => ({ argv: product(['start'], state, receiver.urls.https), env: caEnv }), (_, before) => expectEvents(bench, startHttps, before, 'https', 1)),
-    scenario(startHttp, (state) => ({ argv: product(['start'], state, receiver.urls.http), env: plainEnv }), (_, before) => expectEvents(bench, startHttp, before, 'http', 1)),
-    scenario(optedOut, (state) => ({ argv: product(['start'], state, receiver.urls.https), env: { ...plainEnv, DO_NOT_TRACK: '1' } }), noSend(optedOut)),
+    ...flushUnits(),
+    inOneStateDir(
+      { target: startHttps, run: (state) => ({ argv: product(['start'], state, https), env: caEnv }), check: sends(startHttps) },
+      { target: stopHttps, run: (state) => ({ argv: product(['stop'], state, https), env: caEnv }), check: sends(stopHttps) },
+    ),
+    scenario(startFarAway, (state) => ({ argv: product(['start'], state, bench.farAwayUrl), env: caEnv }), sends(startFarAway)),
+    scenario(startHttp, (state) => ({ argv: product(['start'], state, receiver.urls.http), env: plainEnv }), sends(startHttp, 'http')),
+    scenario(optedOut, (state) => ({ argv: product(['start'], state, https), env: { ...plainEnv, DO_NOT_TRACK: '1' } }), noSend(optedOut)),
     scenario(
       background,
       // The caller never connects, so plain http: keeps its environment that of `node -e 0`.
       (state) => ({ argv: product(['start', '--background', '--timeout', String(BACKGROUND_TIMEOUT_MS)], state, receiver.urls.hanging), env: plainEnv }),
       async (_, __, state) => {
-        const killed = await settle(state, except);
+        const killed = await settle(state, bench.ownPids);
         if (killed.length > 0) throw new RowBroken(background, `its detached child was still running ${SETTLE_LIMIT_MS / 1000} s later (killed ${killed.join(', ')})`);
       },
     ),
-    scenario(
-      flush,
-      (state) => {
-        if (!bench.sampleEvent) throw new RowBroken(flush, 'needs the event `start --dry-run` prints, and that run failed');
-        fillOutbox(state, bench.sampleEvent);
-        return { argv: product(['flush', '--timeout', '10000'], state, receiver.urls.https), env: caEnv };
-      },
-      (_, before) =>
-        expectEvents(bench, flush, before, 'https', QUEUED_FOR_FLUSH).catch((error: RowBroken) => {
-          throw new RowBroken(flush, `${error.message} (written as files in <state>/outbox/new/; a build from before the outbox layout does not read them)`);
-        }),
-    ),
-    scenario(dryRun, (state) => ({ argv: product(['start', '--dry-run'], state, receiver.urls.https), env: plainEnv }), noSend(dryRun)),
+    scenario(dryRun, (state) => ({ argv: product(['start', '--dry-run'], state, https), env: plainEnv }), noSend(dryRun)),
     scenario(
       fatalDryRun,
-      (state) => ({ argv: product(['fatal', '--process', 'bench', '--thread', 'main', '--message', 'a.'.repeat(60_000), '--dry-run'], state, receiver.urls.https), env: plainEnv }),
+      (state) => ({ argv: product(['fatal', '--process', 'bench', '--thread', 'main', '--message', 'a.'.repeat(60_000), '--dry-run'], state, https), env: plainEnv }),
       noSend(fatalDryRun),
     ),
-    {
-      rows: [commandStart, commandEnd],
-      async play(measure) {
-        const stateDir = freshStateDir();
-        try {
-          let before = await receiver.counts();
-          const started = measure(commandStart, { argv: product(commandStartArgs, stateDir, receiver.urls.https), env: caEnv });
-          expectExit(commandStart, started);
-          const executionId = expectExecutionId(commandStart, started);
+    inOneStateDir(
+      {
+        target: commandStart,
+        run: (state) => ({ argv: product(commandStartArgs, state, https), env: caEnv }),
+        check: async (outcome, before) => {
+          expectExecutionId(commandStart, outcome.stdout);
           await expectEvents(bench, commandStart, before, 'https', 1);
-          before = await receiver.counts();
-          const ended = measure(commandEnd, { argv: product(['command-end', '--execution-id', executionId, '--exit-code', '0'], stateDir, receiver.urls.https), env: caEnv });
-          expectExit(commandEnd, ended);
-          await expectEvents(bench, commandEnd, before, 'https', 1);
-        } finally {
-          rmSync(stateDir, { recursive: true, force: true });
-        }
+        },
       },
-    },
-    scenario(commandStartOptedOut, (state) => ({ argv: product(commandStartArgs, state, receiver.urls.https), env: { ...plainEnv, DO_NOT_TRACK: '1' } }), async (outcome, before) => {
-      expectExecutionId(commandStartOptedOut, outcome);
+      {
+        target: commandEnd,
+        run: (state, started) => ({ argv: product(['command-end', '--execution-id', expectExecutionId(commandStart, started?.stdout), '--exit-code', '0'], state, https), env: caEnv }),
+        check: sends(commandEnd),
+      },
+    ),
+    scenario(commandStartOptedOut, (state) => ({ argv: product(commandStartArgs, state, https), env: { ...plainEnv, DO_NOT_TRACK: '1' } }), async (outcome, before) => {
+      expectExecutionId(commandStartOptedOut, outcome.stdout);
       await expectNothingSent(bench, commandStartOptedOut, before);
     }),
-    floor(undici, () => ({ argv: node(path.join(REFERENCES, 'undici-post.cjs'), `${receiver.urls.https}/capture/`, bench.body), env: caEnv })),
+    ...shellUnits(),
+    floor(undici, () => ({ argv: reference('undici-post.cjs', `${https}/capture/`, bench.body), env: caEnv })),
   ];
-  return { floors: [bareNode, bareNodeCa, httpPost, httpsPost, httpsPostUnverified, spawnOverhead], units: list };
+  const floors = [bareNode, bareNodeCa, httpPost, httpsPost, farPost, httpsPostUnverified, spawnOverhead, ...(sampleEvent ? [flushFloor] : [])];
+  return { floors, units: list };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -485,12 +712,14 @@ function quantile(values: readonly number[], q: number): number {
 const spread = (values: readonly number[]): Spread => ({ median: quantile(values, 0.5), p25: quantile(values, 0.25), p75: quantile(values, 0.75) });
 
 interface RowResult {
+  /** The Node it ran on. */
+  node: string;
   name: string;
   floor?: string;
   unavailable?: string;
   ms?: Spread;
   ratio?: Spread;
-  alsoVs?: { floor: string; ratio: Spread };
+  alsoVs?: { floor: string; ratio: Spread; goal?: number; goalMet?: boolean }[];
   timeGoal?: number;
   timeGoalMet?: boolean;
   peakMiB?: number;
@@ -500,17 +729,24 @@ interface RowResult {
   samples: { ms: number[]; peakKiB: number[] };
 }
 
-function summarize(target: Row): RowResult {
-  const result: RowResult = { name: target.name, floor: target.floor?.name, timeGoal: target.timeGoal, memoryGoal: target.memoryGoal, samples: { ms: target.times, peakKiB: target.peaks } };
+function summarize(target: Row, node: string): RowResult {
+  const result: RowResult = { node, name: target.name, floor: target.floor?.name, timeGoal: target.timeGoal, memoryGoal: target.memoryGoal, samples: { ms: target.times, peakKiB: target.peaks } };
   if (target.unavailable) return { ...result, unavailable: target.unavailable };
   result.ms = spread(target.times);
   const ratioTo = (floor: Row) => spread(target.times.map((ms, round) => ms / floor.times[round]));
-  const { floor, alsoVs } = target;
+  const { floor } = target;
   if (floor) {
     result.ratio = ratioTo(floor);
     if (target.timeGoal) result.timeGoalMet = result.ratio.median <= target.timeGoal;
   }
-  if (alsoVs) result.alsoVs = { floor: alsoVs.name, ratio: ratioTo(alsoVs) };
+  // A row that broke has fewer rounds than this one: no ratio to it.
+  const alsoVs = (target.alsoVs ?? []).filter((other) => !other.floor.unavailable);
+  if (alsoVs.length > 0) {
+    result.alsoVs = alsoVs.map(({ floor: other, goal }) => {
+      const ratio = ratioTo(other);
+      return { floor: other.name, ratio, goal, goalMet: goal === undefined ? undefined : ratio.median <= goal };
+    });
+  }
   if (target.peaks.length > 0) {
     const peak = quantile(target.peaks, 0.5);
     result.peakMiB = peak / 1024;
@@ -523,33 +759,38 @@ function summarize(target: Row): RowResult {
 }
 
 const verdict = (met: boolean | undefined) => (met === undefined ? '' : met ? 'met' : 'NOT met');
+const times = (ratio: number) => `${ratio.toFixed(2)}x`;
+const quartiles = (ratio: Spread) => `${ratio.p25.toFixed(2)}-${ratio.p75.toFixed(2)}`;
 
-function formatTable(results: RowResult[]): string {
+/** One table, a section per Node, so the columns line up across versions. */
+function formatTable(sections: { node: NodeUnderTest; results: RowResult[] }[]): string {
   const header = ['row', 'vs', 'ms', 'p25-p75', 'ratio', 'p25-p75', 'goal', '', 'RSS MiB', 'ratio', 'goal', ''];
   const lines: (string[] | string)[] = [header];
-  for (const r of results) {
-    if (r.unavailable) {
-      lines.push(`${r.name}: not available: ${r.unavailable}`);
-      continue;
-    }
-    const { ms, ratio } = r as Required<Pick<RowResult, 'ms'>> & RowResult;
-    lines.push([
-      r.name,
-      r.floor ?? '',
-      ms.median.toFixed(1),
-      `${ms.p25.toFixed(1)}-${ms.p75.toFixed(1)}`,
-      ratio ? `${ratio.median.toFixed(2)}x` : '',
-      ratio ? `${ratio.p25.toFixed(2)}-${ratio.p75.toFixed(2)}` : '',
-      r.timeGoal ? `${r.timeGoal.toFixed(2)}x` : '',
-      verdict(r.timeGoalMet),
-      r.peakMiB === undefined ? '' : r.peakMiB.toFixed(1),
-      r.peakRatio === undefined ? '' : `${r.peakRatio.toFixed(2)}x`,
-      r.memoryGoal && r.peakRatio !== undefined ? `${r.memoryGoal.toFixed(2)}x` : '',
-      verdict(r.memoryGoalMet),
-    ]);
-    if (r.alsoVs) {
-      const { floor, ratio: other } = r.alsoVs;
-      lines.push(['  the same runs', floor, '', '', `${other.median.toFixed(2)}x`, `${other.p25.toFixed(2)}-${other.p75.toFixed(2)}`, '', '', '', '', '', '']);
+  for (const { node, results } of sections) {
+    lines.push('', `on Node ${node.version} (${node.binary})`);
+    for (const r of results) {
+      if (r.unavailable) {
+        lines.push(`${r.name}: not available: ${r.unavailable}`);
+        continue;
+      }
+      const { ms, ratio } = r as Required<Pick<RowResult, 'ms'>> & RowResult;
+      lines.push([
+        r.name,
+        r.floor ?? '',
+        ms.median.toFixed(1),
+        `${ms.p25.toFixed(1)}-${ms.p75.toFixed(1)}`,
+        ratio ? times(ratio.median) : '',
+        ratio ? quartiles(ratio) : '',
+        r.timeGoal ? times(r.timeGoal) : '',
+        verdict(r.timeGoalMet),
+        r.peakMiB === undefined ? '' : r.peakMiB.toFixed(1),
+        r.peakRatio === undefined ? '' : times(r.peakRatio),
+        r.memoryGoal && r.peakRatio !== undefined ? times(r.memoryGoal) : '',
+        verdict(r.memoryGoalMet),
+      ]);
+      for (const other of r.alsoVs ?? []) {
+        lines.push(['  the same runs', other.floor, '', '', times(other.ratio.median), quartiles(other.ratio), other.goal ? times(other.goal) : '', verdict(other.goalMet), '', '', '', '']);
+      }
     }
   }
   const cells = lines.filter((line): line is string[] => Array.isArray(line));
@@ -566,19 +807,44 @@ function positiveCount(text: string, option: string, min: number): number {
   return value;
 }
 
+/** --node's versions (repeated, or comma lists), fetched if this machine has not got them yet; by default the bench's own Node. */
+function nodesUnderTest(requested: string[] = []): NodeUnderTest[] {
+  const versions = [...new Set(requested.flatMap((item) => item.split(',')).map((item) => item.trim().replace(/^v/, '')).filter(Boolean))];
+  if (versions.length === 0) return [{ version: process.version, binary: process.execPath }];
+  return versions.map((version) => {
+    if (!/^\d+\.\d+\.\d+$/.test(version)) throw new Error(`--node takes versions such as 18.19.0, got "${version}"`);
+    const binary = nodeBinary(version);
+    if (!existsSync(binary)) console.log(`fetching Node ${version} with npm pack`);
+    fetchNode(version);
+    const said = execFileSync(binary, ['--version'], { encoding: 'utf8' }).trim();
+    if (said !== `v${version}`) throw new Error(`${binary} says it is ${said}, not v${version}`);
+    return { version: said, binary };
+  });
+}
+
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { rounds: { type: 'string', default: '30' }, 'memory-rounds': { type: 'string', default: '5' }, json: { type: 'string' }, bundle: { type: 'string', default: BUILT } } });
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '30' },
+      'memory-rounds': { type: 'string', default: '5' },
+      json: { type: 'string' },
+      bundle: { type: 'string', default: BUILT },
+      node: { type: 'string', multiple: true },
+      'shell-original': { type: 'string' },
+    },
+  });
   const bundlePath = path.resolve(values.bundle);
   const rounds = positiveCount(values.rounds, '--rounds', 1);
   const gnuTime = hasGnuTime();
   const memoryRounds = gnuTime ? positiveCount(values['memory-rounds'], '--memory-rounds', 0) : 0;
+  const nodes = nodesUnderTest(values.node);
   const dir = mkdtempSync(path.join(os.tmpdir(), 'anon-stats-bench-'));
-  let receiver: Receiver | undefined;
+  const helpers: { stop(): void }[] = [];
   const abandon = () => {
     // Interrupted: nothing is waited for, everything the bench started is ended.
-    receiver?.stop();
+    for (const helper of helpers) helper.stop();
     for (const pid of processesMentioning(dir, new Set([process.pid]))) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -592,23 +858,29 @@ async function main(): Promise<void> {
   process.once('SIGINT', abandon).once('SIGTERM', abandon);
   try {
     const tls = makeTestCa(dir);
-    receiver = await startReceiver(tls);
+    const receiver = await startReceiver(tls);
+    helpers.push(receiver);
+    const forwarder = await startForwarder(receiver);
+    helpers.push(forwarder);
     const plainEnv: Env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
-    const caEnv: Env = { ...plainEnv, NODE_EXTRA_CA_CERTS: tls.caFile };
     const configDir = path.join(dir, 'config');
-    const template = path.join(dir, 'template');
     mkdirSync(configDir, { mode: 0o700 });
-    mkdirSync(template, { mode: 0o700 }); // as an installer leaves it, so a failed first run still leaves one
-    const settings = ['--state-dir', template, '--config-dir', configDir];
-    // The state every run starts from: what one `start` leaves, as on any machine after its first run.
-    const first = execute({ argv: node(bundlePath, 'start', '--endpoint', receiver.urls.https, ...settings), env: caEnv });
-    if (first.status !== 0) console.warn(`the template run of start ${reasonOf(first)}`);
-    const sample = execute({ argv: node(bundlePath, 'start', '--dry-run', '--endpoint', receiver.urls.https, ...settings), env: plainEnv });
-    const sampleLine = sample.stdout.split('\n').find((line) => line.startsWith('{'));
-    const bench: Bench = { bundle: bundlePath, dir, receiver, plainEnv, caEnv, configDir, template, sampleEvent: sampleLine ? JSON.parse(sampleLine) : undefined, body: floorBody() };
+    const bench: Bench = {
+      bundle: bundlePath,
+      dir,
+      receiver,
+      farAwayUrl: forwarder.url,
+      ownPids: new Set([process.pid, receiver.pid, forwarder.pid]),
+      plainEnv,
+      caEnv: { ...plainEnv, NODE_EXTRA_CA_CERTS: tls.caFile },
+      configDir,
+      body: floorBody(),
+      shellOriginal: values['shell-original'] === undefined ? undefined : prepareShellOriginal(path.resolve(values['shell-original']), dir, receiver, tls.caFile),
+    };
 
-    const { floors, units: all } = units(bench);
-    const rows = all.flatMap((unit) => unit.rows);
+    const sections = nodes.map((node, index) => ({ node, ...units(bench, prepareNode(bench, node, index)) }));
+    const floors = sections.flatMap((section) => section.floors);
+    const all = sections.flatMap((section) => section.units);
     const loadBefore = os.loadavg()[0];
     const startedAt = Date.now();
     // The first round is untimed: it fills the page cache and checks every row once.
@@ -617,13 +889,16 @@ async function main(): Promise<void> {
     const memory = peakKiB(dir);
     for (let round = 1; round <= memoryRounds; round++) active = await playRound(shuffled(active), memory, floors, `in memory round ${round}`);
     const seconds = (Date.now() - startedAt) / 1000;
-    const leftovers = await settle(dir, new Set([process.pid, receiver.pid]));
+    const leftovers = await settle(dir, bench.ownPids);
 
-    const results = rows.map(summarize);
+    const tables = sections.map(({ node, units: played }) => ({ node, results: played.flatMap((unit) => unit.rows).map((target) => summarize(target, node.version)) }));
     const bundle = readFileSync(bundlePath);
+    const versions = nodes.map((node) => node.version);
     const report = {
       date: new Date().toISOString(),
-      node: process.version,
+      /** The Node the rows ran on; the bench and its helpers ran on benchNode. */
+      nodes,
+      benchNode: process.version,
       platform: `${os.platform()} ${os.arch()}`,
       cpus: os.cpus().length,
       cpuModel: os.cpus()[0]?.model,
@@ -632,29 +907,32 @@ async function main(): Promise<void> {
       memoryRounds,
       seconds,
       bundle: { path: bundlePath, bytes: bundle.length, gzipBytes: gzipSync(bundle).length, modified: statSync(bundlePath).mtime.toISOString() },
-      rows: results,
+      shellOriginal: values['shell-original'],
+      rows: tables.flatMap((table) => table.results),
     };
     console.log(
-      `npm run bench, ${report.date.slice(0, 16).replace('T', ' ')} UTC: node ${report.node}, ${report.platform}, ${report.cpus} cpus (${report.cpuModel}), ` +
+      `npm run bench, ${report.date.slice(0, 16).replace('T', ' ')} UTC: rows on Node ${versions.join(', ')} (the bench on ${process.version}), ${report.platform}, ${report.cpus} cpus (${report.cpuModel}), ` +
         `1-min load ${loadBefore.toFixed(2)} before, ${report.loadAverage.after.toFixed(2)} after; ${rounds} interleaved rounds, ${memoryRounds} memory rounds, ${seconds.toFixed(0)} s`,
     );
     const shownPath = path.relative(process.cwd(), bundlePath).startsWith('..') ? bundlePath : path.relative(process.cwd(), bundlePath);
     console.log(`compiled file ${shownPath}: ${bundle.length.toLocaleString('en')} bytes (${report.bundle.gzipBytes.toLocaleString('en')} gzipped)\n`);
-    console.log(formatTable(results));
+    console.log(formatTable(tables));
     console.log(`
 ms: median wall time of a run, spawn to exit, and its quartiles (p25-p75). ratio: median and
-quartiles of the per-round ratio to the row under "vs", measured in the same round; a goal is met
-when that median is at most the goal. The https: rows and the https: POST floor trust the test CA
-through NODE_EXTRA_CA_CERTS. That makes Node build its root store at start-up, which an https:
-process does anyway at its first connection (compare the two https: POST floors) and node -e 0
-never does; so flush is divided by the node -e 0 without it (the ratio to the one with it below).
-RSS: median peak RSS over the memory rounds (GNU time, from the child's wait4 rusage), as a ratio
-to the same floor's. /bin/true: starting and reaping a process from the bench, inside every row.
+quartiles of the per-round ratio to the row under "vs", measured in the same round on the same
+Node; a goal is met when that median is at most the goal. The https: rows and their floors trust
+the test CA through NODE_EXTRA_CA_CERTS. That makes Node build its root store at start-up, which
+an https: process does anyway at its first connection (compare the two https: POST floors) and
+node -e 0 never does. flush is divided by its floor, which reads, parses, gzips and POSTs the same
+${QUEUED_FOR_FLUSH.toLocaleString('en')} files by hand. ${ROUND_TRIP_MS} ms RTT: through a TCP forwarder on 127.0.0.1 that holds every chunk
+${ROUND_TRIP_MS / 2} ms each way. RSS: median peak RSS over the memory rounds (GNU time, from the child's wait4
+rusage), as a ratio to the same floor's. /bin/true: starting and reaping a process from the bench,
+inside every row.${bench.shellOriginal && 'script' in bench.shellOriginal ? ` The shell original: ${values['shell-original']}, rewritten to post to the receiver.` : ''}
 ${gnuTime ? '' : `Peak memory was not measured: ${GNU_TIME} (Debian's \`time\` package) is missing.\n`}The machine may be shared: run it again before reading much into a few hundredths.`);
     if (leftovers.length > 0) console.log(`\nkilled processes the runs left behind: ${leftovers.join(', ')}`);
     if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
   } finally {
-    receiver?.stop();
+    for (const helper of helpers) helper.stop();
     rmSync(dir, { recursive: true, force: true });
   }
 }

@@ -18,7 +18,7 @@ export function nodeBinary(version: string): string {
   return path.join(CACHE, version, 'node');
 }
 
-function fetchNode(version: string): void {
+export function fetchNode(version: string): void {
   const target = nodeBinary(version);
   if (existsSync(target)) return;
   const work = mkdtempSync(path.join(os.tmpdir(), 'node-fetch-'));
