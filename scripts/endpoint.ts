@@ -58,6 +58,8 @@ export interface Endpoint {
   setBehavior(behavior: Behavior | Behavior[]): void;
   /** Resolves once `count` requests have been received and handled. */
   received(count: number): Promise<void>;
+  /** TCP connections accepted so far, whether a request came on them or not. */
+  connections(): number;
   close(): Promise<void>;
 }
 
@@ -135,12 +137,15 @@ export async function startEndpoint(initial: Behavior | Behavior[] = { kind: 'ac
     if (record.status === 204) res.end();
     else res.end(JSON.stringify(verdict.error ? { type: 'validation_error', detail: verdict.error } : verdict.kind === 'otlp' ? {} : { status: 1 }));
   };
+  let connections = 0;
+  server.on('connection', () => connections++);
   await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
   const { port: bound } = server.address() as AddressInfo;
   return {
     url: `${options.tls ? 'https' : 'http'}://127.0.0.1:${bound}`,
     requests,
     events: () => requests.flatMap((r) => r.events),
+    connections: () => connections,
     setBehavior: (next) => void (behaviors = Array.isArray(next) ? [...next] : [next]),
     received: (count) => new Promise<void>((resolve) => (requests.length >= count ? resolve() : void waiters.add({ count, resolve }))),
     close: () =>

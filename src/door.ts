@@ -1,8 +1,9 @@
 /**
  * The one door past consent, a recipe: open the store, admit the event (its crash-loop slot,
  * then one state write), tell the person or hold or record locally where that comes first,
- * collect, send, finish and send what waits; then the books (after-consent/books.ts) record
- * the run's report once: the history, the log, and at most one more state write.
+ * open the connection, collect while its handshakes are in flight, send, finish and send what
+ * waits; then the books (after-consent/books.ts) record the run's report once: the history, the
+ * log, and at most one more state write.
  * before-consent/run.ts loads this file only once consent is given (or a person asked to look:
  * --dry-run, status, history), so an opted-out run never evaluates detection, crypto, HTTP or
  * outbox code; src/layout.ts and test/unit/layout.test.ts keep it the only way in.
@@ -14,7 +15,8 @@ import { optOutAdvice, type OptOut } from './before-consent/consent/optout.ts';
 import { commandName } from './before-consent/config/vendor.ts';
 import { noticeVersion } from './after-consent/collect/properties.ts';
 import { applyCaps, keepBooks } from './after-consent/books.ts';
-import { deliverNew, flushOutbox, timeLeftForWaiting, type Delivery, type FlushResult } from './after-consent/deliver/delivery.ts';
+import { deliverNew, flushOutbox, openEarly, timeLeftForWaiting, type Delivery, type FlushResult } from './after-consent/deliver/delivery.ts';
+import type { EarlyConnection } from './after-consent/deliver/transport.ts';
 import { newReport, type Report } from './after-consent/deliver/report.ts';
 import { buildPayload, finishEvent, identityOf, systemOf, type Identity } from './after-consent/event.ts';
 import { candidates, peeking, printDryRun } from './after-consent/look.ts';
@@ -73,6 +75,8 @@ interface Run {
   report: Report;
   /** The state as this run last read or wrote it. */
   known: State;
+  /** The connection opened for the new event while it was built; closed at the end of the run. */
+  early?: EarlyConnection;
 }
 
 /**
@@ -88,13 +92,14 @@ async function withStore<T>(settings: Settings, ctx: Context, work: (run: Run) =
   try {
     return await work(run);
   } finally {
+    run.early?.close();
     keep();
     closeStore(opened.stateDir);
   }
 }
 
-function delivery({ settings, ctx, opened, report, known }: Run): Delivery {
-  return { settings, ctx, outbox: opened.outbox, report, notBefore: nextAttempt(known, settings.endpoint.href, ctx.now().getTime()) };
+function delivery({ settings, ctx, opened, report, known, early }: Run): Delivery {
+  return { settings, ctx, outbox: opened.outbox, report, early, notBefore: nextAttempt(known, settings.endpoint.href, ctx.now().getTime()) };
 }
 
 /** Unfinished events finished per claim, at most: the rest wait for the runs after this one. */
@@ -195,6 +200,7 @@ export async function report(command: EventName, eventProperties: EventPropertie
         break;
     }
     if (settings.background) return storeForBackground(run, event, childArgs);
+    run.early = await openEarly(delivery(run));
     const payload = buildPayload(command, event.properties, settings, ctx, event.counts, identity, identityOf(run.known, ctx));
     const outcome = await deliverNew(delivery(run), payload);
     ctx.debug(`${command} ${payload.uuid}: ${outcome.kind} (${outcome.reason})`);

@@ -83,12 +83,13 @@ test('a slow but steady answer inside the budget is delivered', async (t) => {
   assert.deepEqual(queued(), []);
 });
 
-test('the trusted certificate of the same TLS server is accepted (https verified, not disabled)', async (t) => {
+test('the trusted certificate of the same TLS server is accepted (https verified, not disabled); the connection opened while the event was built carries it, no second one', async (t) => {
   const server = await endpoint(t, { kind: 'accept' }, { tls: TLS });
   const { args, queued } = setup(t);
   const result = await runBundle(['start', ...args(server.url)], { NODE_EXTRA_CA_CERTS: CA_FILE });
   assert.equal(result.code, 0, result.stderr);
   assert.equal(server.events().length, 1);
+  assert.equal(server.connections(), 1);
   assert.deepEqual(queued(), []);
 });
 
@@ -139,9 +140,9 @@ test('the next event command delivers what waits once the back-off has passed, a
   assert.equal(waitingEvents(state).length, 1);
   const { next } = backoffOf(state)[`${server.url}/`];
   server.setBehavior({ kind: 'accept' });
-  const requests = server.requests.length;
+  const connections = server.connections();
   await main(['stop', ...args], at(next - Date.UTC(2026, 0, 2) - 1));
-  assert.equal(server.requests.length, requests, 'inside the back-off nothing is tried');
+  assert.equal(server.connections(), connections, 'inside the back-off not even a connection is opened');
   await main(['fatal', '--process', 'p', '--thread', 't', ...args], at(next - Date.UTC(2026, 0, 2)));
   assert.deepEqual(server.events().map((e) => e.event).sort(), ['fatal', 'start', 'stop']);
   assert.deepEqual(waitingEvents(state), []);

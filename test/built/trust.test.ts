@@ -80,7 +80,7 @@ test('on a terminal, the first run shows the notice and sends nothing; its event
   assert.match(first.shown, NOTICE);
   assert.match(first.shown, /Nothing has been sent yet/);
   // The telling run started no sender, so once it returned nothing more can come from it.
-  assert.equal(server.requests.length, 0, 'the run that tells sends nothing');
+  assert.equal(server.connections(), 0, 'the run that tells sends nothing, and opens no connection');
   const [held] = waitingEvents(state);
   assert.equal(held.event, 'start');
   const status = await statusJson(args);
@@ -100,7 +100,7 @@ test('the installer path (--show-notice): the run that tells sends nothing, and 
   // --background as install.sh calls it: not even the detached sender starts in the telling run.
   const told = await ok(['install', '--result', 'success', '--background', '--show-notice', ...args]);
   assert.match(told.stderr, NOTICE);
-  assert.equal(server.requests.length, 0);
+  assert.equal(server.connections(), 0);
   assert.deepEqual(waitingEvents(state).map((e) => e.event), ['install']);
   const later = await ok(['start', '--show-notice', ...args]);
   assert.equal(later.stderr, '', 'shown once');
@@ -161,7 +161,7 @@ test('noticeRequired: where no one can be told, events wait (within the caps), f
 
   const told = await ok(['install', '--result', 'success', '--show-notice', ...args], noticeRequired);
   assert.match(told.stderr, NOTICE);
-  assert.equal(server.requests.length, 0, 'the run that tells sends nothing');
+  assert.equal(server.connections(), 0, 'the run that tells sends nothing, and opens no connection');
   await ok(['start', ...args], noticeRequired);
   assert.deepEqual(server.events().map((e) => e.event).sort(), ['install', 'start', 'start', 'stop']);
 });

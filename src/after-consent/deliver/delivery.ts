@@ -6,7 +6,7 @@ import { claimWaiting, recoverAbandoned, release, removeClaimed, store, storeCla
 import { BudgetSpentError, HttpError } from './errors.ts';
 import { proxyFor } from './proxy.ts';
 import { sinkFor, type Sink, type SinkRequest } from './sinks/index.ts';
-import { post } from './transport.ts';
+import { connectEarly, post, type EarlyConnection } from './transport.ts';
 
 /**
  * Getting events to the receiver without ever holding the caller: a few jittered retries inside
@@ -33,6 +33,8 @@ export interface Delivery {
   /** The earliest time the receiver may be tried (epoch ms; 0 when it is not backing off), as the state file says. */
   notBefore: number;
   report: Report;
+  /** A connection opened while the event was built (openEarly); its first request to the same place uses it. */
+  early?: EarlyConnection;
 }
 
 const ATTEMPTS_PER_RUN = 3;
@@ -82,7 +84,7 @@ async function postWithRetries(delivery: Delivery, { url, body, gzip, headers }:
   let lastError: unknown;
   for (let attempt = 0; attempt < ATTEMPTS_PER_RUN; attempt++) {
     try {
-      return await post({ url, body, gzip, proxy, headers, budgetMs: remainingMs(delivery), userAgent: `anonymous-statistics/${ctx.toolVersion}` });
+      return await post({ url, body, gzip, proxy, headers, early: delivery.early, budgetMs: remainingMs(delivery), userAgent: `anonymous-statistics/${ctx.toolVersion}` });
     } catch (error) {
       lastError = error;
       if (verdictOf(error) !== 'retry') break;
@@ -119,6 +121,19 @@ function queued({ report }: Delivery, wire: string | Buffer, reason: string): Ou
 /** Whether a run that just delivered has time left to send what waits too. */
 export function timeLeftForWaiting(delivery: Delivery): boolean {
   return waitingNames(delivery.outbox).length > 0 && remainingMs(delivery) > 100;
+}
+
+/**
+ * The connection for a new event, opened before the event is built so the handshakes overlap
+ * the work; none while the receiver is backing off (nothing would be sent).
+ */
+export async function openEarly(delivery: Delivery): Promise<EarlyConnection | undefined> {
+  const { settings, ctx } = delivery;
+  if (ctx.now().getTime() < delivery.notBefore) return undefined;
+  const connection = connectEarly(settings.endpoint, proxyFor(settings.endpoint, ctx.env), remainingMs(delivery));
+  // A connection starts on the next tick: give it that tick before the event is built, synchronously.
+  await new Promise((resolve) => setImmediate(resolve));
+  return connection;
 }
 
 /**

@@ -14,6 +14,8 @@ export interface PostOptions {
   proxy?: URL;
   /** The sink's own headers (the vendor's OTLP headers), never the ones below. */
   headers?: Readonly<Record<string, string>>;
+  /** Opened before the body was ready (connectEarly): used if it goes to the same place and still stands. */
+  early?: EarlyConnection;
 }
 
 /** An answer body larger than this is not read further (PostHog answers a few bytes). */
@@ -28,7 +30,7 @@ const MAX_RESPONSE_BYTES = 64 * 1024;
  * Why not undici: measured here (npm run bench), undici's first request adds ~100 ms to a run
  * (its llhttp WebAssembly parser and the memory it maps), node:http ~6 ms; see README.
  */
-export async function post({ url, body, budgetMs, userAgent, gzip, proxy, headers: extra }: PostOptions): Promise<number> {
+export async function post({ url, body, budgetMs, userAgent, gzip, proxy, headers: extra, early }: PostOptions): Promise<number> {
   if (budgetMs <= 0) throw new BudgetSpentError('no time left in the budget');
   const signal = AbortSignal.timeout(budgetMs);
   const headers: http.OutgoingHttpHeaders = {
@@ -39,30 +41,88 @@ export async function post({ url, body, budgetMs, userAgent, gzip, proxy, header
     ...(gzip ? { 'content-encoding': 'gzip' } : {}),
   };
   let tunnel: Socket | undefined;
+  const ready = early?.take(url, proxy);
   try {
+    if (ready) {
+      const socket = await ready;
+      return await exchange(url.protocol === 'https:' ? httpsModule() : httpModule(), url, { headers, signal, createConnection: () => socket }, body);
+    }
     if (!proxy) return await exchange(url.protocol === 'https:' ? httpsModule() : httpModule(), url, { headers, signal, agent: false }, body);
     if (url.protocol !== 'https:') throw new NetworkError(`only https: goes through a proxy, not ${url.protocol}`);
     const opened = await openTunnel(proxy, url, signal);
     tunnel = opened;
     // No agent at all: with one (even `agent: false`) Node opens a connection of its own to the
     // receiver and ignores createConnection, so the request would bypass the tunnel.
-    return await exchange(httpsModule(), url, { headers, signal, createConnection: () => secureOver(opened, url) }, body);
+    return await exchange(httpsModule(), url, { headers, signal, createConnection: () => secure(url, opened) }, body);
   } catch (error) {
     throw classify(error as Error);
   } finally {
     tunnel?.destroy();
+    if (ready) early?.close();
   }
 }
 
 /**
- * TLS inside the tunnel, verified as a direct connection is: against the receiver's name (SNI
- * and certificate check), with Node's CA store plus NODE_EXTRA_CA_CERTS.
+ * A connection to a receiver opened before the request is ready, so the TCP and TLS handshakes
+ * (and a proxy's tunnel) are in flight while the event is built and written ahead.
  */
-function secureOver(tunnel: Socket, url: URL): Socket {
+export interface EarlyConnection {
+  /**
+   * The socket for a request to `url` through `proxy`, once: undefined when it goes elsewhere,
+   * was taken, or has already failed (the request then opens a connection of its own, whose
+   * error says what is wrong).
+   */
+  take(url: URL, proxy: URL | undefined): Promise<Socket> | undefined;
+  /** Closes it, taken or not; the run does at its end. */
+  close(): void;
+}
+
+/** Opens a connection to `url`'s origin, through `proxy` (CONNECT) when given, bounded by the budget. */
+export function connectEarly(url: URL, proxy: URL | undefined, budgetMs: number): EarlyConnection {
+  const signal = AbortSignal.timeout(Math.max(1, budgetMs));
+  const sockets: Socket[] = [];
+  let failed = false;
+  let taken = false;
+  const kept = (socket: Socket) => {
+    sockets.push(socket);
+    // Its error is the request's to report, if it is taken; until then it only marks it unusable.
+    socket.on('error', () => (failed = true));
+    socket.on('close', () => (failed = true));
+    return socket;
+  };
+  // new Promise: a connect that throws at once (bad options, a refused address) is a failed connection too.
+  const opened = proxy ? openTunnel(proxy, url, signal).then((tunnel) => kept(secure(url, kept(tunnel)))) : new Promise<Socket>((resolve) => resolve(kept(direct(url))));
+  opened.catch(() => (failed = true));
+  return {
+    take(target, through) {
+      if (taken || failed || target.origin !== url.origin || through?.href !== proxy?.href) return undefined;
+      taken = true;
+      return opened;
+    },
+    close() {
+      failed = true;
+      for (const socket of sockets) socket.destroy();
+      opened.then((socket) => socket.destroy(), () => undefined);
+    },
+  };
+}
+
+/** The socket a request to `url` would open itself: TLS for https:, plain TCP for http: (loopback only). */
+function direct(url: URL): Socket {
+  if (url.protocol === 'https:') return secure(url);
+  const net = require('node:net') as typeof import('node:net');
+  return net.connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) });
+}
+
+/**
+ * TLS to the receiver, directly or inside a proxy's tunnel, verified as https does it: against
+ * the receiver's name (SNI and certificate check), with Node's CA store plus NODE_EXTRA_CA_CERTS.
+ */
+function secure(url: URL, tunnel?: Socket): Socket {
   const tls = require('node:tls') as typeof import('node:tls');
   const { isIP } = require('node:net') as typeof import('node:net');
   const host = url.hostname.replace(/^\[|\]$/g, '');
-  return tls.connect({ socket: tunnel, host, servername: isIP(host) ? undefined : host });
+  return tls.connect({ ...(tunnel ? { socket: tunnel } : { port: Number(url.port || 443) }), host, servername: isIP(host) ? undefined : host });
 }
 
 /**
