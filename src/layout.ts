@@ -1,6 +1,6 @@
 /**
  * The opt-out line, stated once: which part of src/ runs on which side of consent, and what each
- * part may import. scripts/build.ts and test/boundary.test.ts both read it; nothing here is
+ * part may import. scripts/build.ts and test/unit/layout.test.ts both read it; nothing here is
  * bundled.
  *
  *   main.ts           the entry: builds the Context, runs the command line

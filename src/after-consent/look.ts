@@ -3,7 +3,7 @@ import type { EventName, EventProperties } from '../before-consent/cli/events.ts
 import type { Context } from '../before-consent/config/context.ts';
 import type { Settings } from '../before-consent/config/settings.ts';
 import type { OptOut } from '../before-consent/consent/optout.ts';
-import type { DashboardConsent } from '../dashboard/consent.ts';
+import type { DashboardConsent } from '../shared/consent-document.ts';
 import { captureUrl } from '../shared/urls.ts';
 import { distinctId, identitySource } from './collect/identity.ts';
 import { SCHEMA_VERSION, type CaptureEvent } from './collect/payload.ts';

@@ -11,9 +11,10 @@
  */
 import { createScrubber, cut } from '../shared/scrub.ts';
 import { batchUrl } from '../shared/urls.ts';
-import { readConsent, type DashboardConsent } from './consent.ts';
+import type { DashboardConsent } from '../shared/consent-document.ts';
+import { readConsent } from './consent.ts';
 
-export type { DashboardConsent } from './consent.ts';
+export type { DashboardConsent } from '../shared/consent-document.ts';
 
 export interface DashboardTelemetry {
   /** A view of the dashboard was shown: `$pageview` with `dashboard_page` set to `name`. */

@@ -10,7 +10,7 @@ import { PROJECT_DIR } from '../support/helpers.ts';
  * what each may import; this checks every import of every file against it. Code before consent
  * reaches code past it only through before-consent/run.ts's dynamic import of door.ts (Next.js
  * spawned its detached flush before checking consent, #97716: a static import is how that
- * starts). Type-only imports carry no code and are allowed.
+ * starts). Type-only imports keep to it too: what a part names is what it depends on.
  */
 const SRC = path.join(PROJECT_DIR, 'src');
 
@@ -20,12 +20,12 @@ function sourceFiles(): string[] {
     .map((file) => file.split(path.sep).join('/'));
 }
 
-/** Every import of `file` that brings code along, as a path under src/. */
-function codeImports(file: string): { target: string; dynamic: boolean }[] {
+/** Every import of `file`, as a path under src/; `typesToo`: type-only imports as well. */
+function imports(file: string, typesToo = false): { target: string; dynamic: boolean }[] {
   const text = readFileSync(path.join(SRC, file), 'utf8');
   const found: { target: string; dynamic: boolean }[] = [];
   for (const match of text.matchAll(/^\s*(import|export)\s+(type\s+)?[^'"]*?from\s+'(\.[^']+)'/gm)) {
-    if (!match[2]) found.push({ target: match[3], dynamic: false });
+    if (typesToo || !match[2]) found.push({ target: match[3], dynamic: false });
   }
   for (const match of text.matchAll(/\bimport\(\s*'(\.[^']+)'\s*\)/g)) found.push({ target: match[1], dynamic: true });
   for (const match of text.matchAll(/\brequire\(\s*'(\.[^']+)'\s*\)/g)) found.push({ target: match[1], dynamic: false });
@@ -36,22 +36,22 @@ test('every file of src/ belongs to one part of the layout', () => {
   assert.deepEqual(sourceFiles().filter((file) => partOf(file) === undefined), []);
 });
 
-test('every import keeps to the layout: before consent reaches past it only through the dynamic import of door.ts', () => {
+test('every import, type-only ones included, keeps to the layout: before consent reaches past it only through the dynamic import of door.ts', () => {
   const files = sourceFiles();
   assert.ok(files.filter((file) => partOf(file) === 'before-consent').length >= 10 && files.filter((file) => partOf(file) === 'after-consent').length >= 15, 'both sides were found');
   const crossings = files.flatMap((file) =>
-    codeImports(file)
+    imports(file, true)
       .filter(({ target }) => target.endsWith('.ts'))
       .filter(({ target, dynamic }) => !(file === DOOR_OPENER && target === DOOR && dynamic))
       .filter(({ target }) => !MAY_IMPORT[partOf(file)!].includes(partOf(target)!))
       .map(({ target, dynamic }) => `${file} (${partOf(file)}) ${dynamic ? 'dynamically ' : ''}imports ${target} (${partOf(target)})`),
   );
   assert.deepEqual(crossings, []);
-  assert.ok(codeImports(DOOR_OPENER).some(({ target, dynamic }) => target === DOOR && dynamic), `${DOOR_OPENER} opens the door`);
+  assert.ok(imports(DOOR_OPENER).some(({ target, dynamic }) => target === DOOR && dynamic), `${DOOR_OPENER} opens the door`);
 });
 
 test('the door is the only module past consent that code before it names', () => {
-  const doorUsers = sourceFiles().filter((file) => codeImports(file).some(({ target }) => target === DOOR));
+  const doorUsers = sourceFiles().filter((file) => imports(file).some(({ target }) => target === DOOR));
   assert.deepEqual(doorUsers, [DOOR_OPENER]);
 });
 
@@ -67,7 +67,7 @@ test('shared code is Node-free, so the browser module can use it: no node: modul
 
 test('no import cycles between modules', () => {
   const files = sourceFiles();
-  const edges = new Map(files.map((file) => [file, codeImports(file).filter(({ dynamic }) => !dynamic).map(({ target }) => target)]));
+  const edges = new Map(files.map((file) => [file, imports(file).filter(({ dynamic }) => !dynamic).map(({ target }) => target)]));
   const cycles: string[] = [];
   const visit = (file: string, trail: string[]) => {
     if (trail.includes(file)) return void cycles.push([...trail.slice(trail.indexOf(file)), file].join(' -> '));

@@ -1,6 +1,5 @@
 import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import os from 'node:os';
-import type { Platform } from '../../after-consent/collect/detect/index.ts';
 import type { Env } from './settings.ts';
 import { uuidV4FromBytes } from '../../shared/uuid.ts';
 import { VENDOR } from './vendor-config.ts';
@@ -8,6 +7,13 @@ import { commandName, type VendorConfig } from './vendor.ts';
 
 /** Set in the environment of the detached child that --background starts (internal). */
 const BACKGROUND_CHILD = 'ANONYMOUS_STATISTICS_BACKGROUND_CHILD';
+
+/** What Node's `os` module says about the running machine (used when the root is `/`). */
+export interface Platform {
+  type: string;
+  release: string;
+  machine: string;
+}
 
 /** Everything a run touches outside its own code. Tests build one literal; nothing is patched. */
 export interface Context {

@@ -12,17 +12,11 @@
  *    or the file `.opt-out-from-anonymous-statistics` in the config dir. An opted-out run never
  *    gets this far.
  */
+import type { Platform } from '../../../before-consent/config/context.ts';
 import { detectContainer, isKubernetesNode } from './container.ts';
 import { detectOs, HOST_OS_SOURCES, OS_NONE, OWN_OS_SOURCES, type OsFacts } from './os.ts';
 import { createReader } from './reader.ts';
 import { detectVirtualization } from './virt.ts';
-
-/** What Node's `os` module says about the running machine (used when the root is `/`). */
-export interface Platform {
-  type: string;
-  release: string;
-  machine: string;
-}
 
 export interface DetectionInput {
   root: string;
