@@ -13,7 +13,7 @@ import type { Settings } from './before-consent/config/settings.ts';
 import { optOutAdvice, type OptOut } from './before-consent/consent/optout.ts';
 import { commandName } from './before-consent/config/vendor.ts';
 import { noticeVersion } from './after-consent/collect/properties.ts';
-import { applyCaps, keepBooks } from './after-consent/books.ts';
+import { keepBooks } from './after-consent/books.ts';
 import { deliverNew, flushOutbox, timeLeftForWaiting, type Delivery, type FlushResult } from './after-consent/deliver/delivery.ts';
 import { newReport, type Report } from './after-consent/deliver/report.ts';
 import { buildPayload, finishEvent, identityOf, systemOf, type Identity } from './after-consent/event.ts';
@@ -126,7 +126,6 @@ function finishWaiting(run: Run): void {
 /** What waits goes, whole, oldest first. `manual`: a person asked (`flush`), so even a receiver backing off is tried. */
 async function sendWhatWaits(run: Run, manual: boolean): Promise<FlushResult> {
   finishWaiting(run);
-  applyCaps(run.ctx, run.opened, run.report);
   return flushOutbox(delivery(run), { manual });
 }
 
