@@ -14,7 +14,7 @@ import type { Settings } from './before-consent/config/settings.ts';
 import { optOutAdvice, type OptOut } from './before-consent/consent/optout.ts';
 import { commandName } from './before-consent/config/vendor.ts';
 import { noticeVersion } from './after-consent/collect/properties.ts';
-import { applyCaps, keepBooks } from './after-consent/books.ts';
+import { keepBooks } from './after-consent/books.ts';
 import { deliverNew, flushOutbox, openEarly, timeLeftForWaiting, type Delivery, type FlushResult } from './after-consent/deliver/delivery.ts';
 import type { EarlyConnection } from './after-consent/deliver/transport.ts';
 import { newReport, type Report } from './after-consent/deliver/report.ts';
@@ -131,7 +131,6 @@ function finishWaiting(run: Run): void {
 /** What waits goes, whole, oldest first. `manual`: a person asked (`flush`), so even a receiver backing off is tried. */
 async function sendWhatWaits(run: Run, manual: boolean): Promise<FlushResult> {
   finishWaiting(run);
-  applyCaps(run.ctx, run.opened, run.report);
   return flushOutbox(delivery(run), { manual });
 }
 

@@ -16,9 +16,9 @@ import type { Store } from './store/store.ts';
 
 /**
  * The oldest waiting events beyond the caps, dropped now; their count rides on the next event
- * created. Before a flush too: an outbox over its caps (a vendor lowered them) sends only what they keep.
+ * created. (A flush puts them in force with its first claim: deliver/delivery.ts claimFirst.)
  */
-export function applyCaps(ctx: Context, { outbox }: Store, report: Report): void {
+function applyCaps(ctx: Context, { outbox }: Store, report: Report): void {
   const dropped = capOutbox(outbox);
   if (dropped > 0) ctx.debug(`outbox full: dropped the ${dropped} oldest events`);
   report.capsDropped += dropped;

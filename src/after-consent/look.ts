@@ -53,7 +53,7 @@ export function printDryRun(command: EventName, eventProperties: EventProperties
   const event = peeking(settings, ctx, ({ stateDir }) => preview(command, eventProperties, settings, ctx, identity, stateDir));
   // The exact body the sink would send for this event alone (PostHog: the capture event itself).
   const sink = sinkFor(settings, ctx);
-  ctx.stdout(`${sink.request([event], { single: true, now: ctx.now() }).body.toString()}\n`);
+  ctx.stdout(`${sink.request([{ event, text: JSON.stringify(event) }], { single: true, now: ctx.now() }).body.toString()}\n`);
   const refusal = sink.problem(event, ctx.now());
   if (refusal !== undefined) ctx.stderr(`dry run: ${sink.name} would not take this event (${refusal}); it would not be queued\n`);
   if (optOut) ctx.stderr(`dry run: telemetry is off (${optOut.detail}); nothing would be sent\n`);

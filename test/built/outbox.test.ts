@@ -84,7 +84,7 @@ test('50 writers at once with the endpoint down leave 50 whole events; then raci
   );
   assert.deepEqual([outboxFolders(state).tmp, outboxFolders(state).cur], [[], []], 'nothing half-written or left claimed');
 
-  // 950 more, so the senders' claim loops (500 a batch) overlap instead of one taking all at once.
+  // 950 more, so the senders' claims (up to 1,000 each) race over the same files.
   const planted = plant(state, 1, OUTBOX_MAX_EVENTS - 50);
   const up = await endpoint(t, { kind: 'drip', intervalMs: 1 });
   const long = ['--timeout', '30000'];
@@ -190,6 +190,46 @@ test('past 4 MB of waiting events the oldest are dropped until the rest fits, an
   assert.ok(names.some((name) => name.includes(uuidOf(1 + dropped))) && !names.some((name) => name.includes(uuidOf(dropped))), 'the oldest went first');
   assert.equal(waitingEvents(state).at(-1)?.event, 'start');
   assert.equal(stateFile(state).dropped, dropped);
+});
+
+test('a full outbox, 1,000 events, goes to /batch/ in one request, each event once', async (t) => {
+  const { state, args } = setup(t);
+  const planted = plant(state, 1, OUTBOX_MAX_EVENTS);
+  const server = await endpoint(t);
+  const flushed = await runBundle(['flush', ...args(server.url)]);
+  assert.equal(flushed.code, 0, flushed.stderr);
+  assert.match(flushed.stdout, new RegExp(`sent ${OUTBOX_MAX_EVENTS} queued events`));
+  assert.deepEqual(server.requests.map((request) => `${request.path} ${request.status} ${request.events.length}`), [`/batch/ 200 ${OUTBOX_MAX_EVENTS}`]);
+  const { uuids, duplicates } = deliveries(server);
+  assert.deepEqual(duplicates, []);
+  assert.deepEqual([...uuids].sort(), planted);
+  assert.deepEqual(outboxFolders(state), { tmp: [], new: [], cur: [], corrupt: [] });
+});
+
+test('a flush puts the caps in force first: of an outbox over 4 MB only the newest within it go, and the drop is counted', async (t) => {
+  const { state, root } = setup(t);
+  const planted = plant(state, 1, 45, { blob: 'x'.repeat(100_000) });
+  const server = await endpoint(t);
+  const ctx = () => fakeContext({ now: () => new Date(DAY + 86_400_000) });
+  assert.equal(await main(['flush', '--endpoint', server.url, '--state-dir', state, '--root', root], ctx()), 0);
+  const sent = [...deliveries(server).uuids].sort();
+  const dropped = planted.length - sent.length;
+  assert.ok(dropped > 0, 'some went');
+  assert.deepEqual(sent, planted.slice(dropped), 'the oldest went first');
+  const bytes = server.events().reduce((sum, event) => sum + Buffer.byteLength(JSON.stringify({ api_key: 'phc_test', ...event })), 0);
+  assert.ok(bytes <= OUTBOX_MAX_BYTES, `${bytes} bytes sent`);
+  assert.ok(bytes + 100_000 > OUTBOX_MAX_BYTES, 'and no more went than the caps had to take');
+  assert.equal(stateFile(state).dropped, dropped);
+  assert.deepEqual(outboxFolders(state), { tmp: [], new: [], cur: [], corrupt: [] });
+});
+
+test('a flush of more than 1,000 waiting events drops the oldest beyond the count cap first, and counts them', async (t) => {
+  const { state, root } = setup(t);
+  const planted = plant(state, 1, OUTBOX_MAX_EVENTS + 5);
+  const server = await endpoint(t);
+  assert.equal(await main(['flush', '--endpoint', server.url, '--state-dir', state, '--root', root], fakeContext({ now: () => new Date(DAY + 86_400_000) })), 0);
+  assert.deepEqual([...deliveries(server).uuids].sort(), planted.slice(5));
+  assert.equal(stateFile(state).dropped, 5);
 });
 
 test('files in new/ that are not whole events of ours are set aside in corrupt/, counted, and never sent; the rest is delivered', async (t) => {

@@ -172,6 +172,19 @@ test('otlp: events queued while the collector is down go once, each event.id exa
   assert.equal(JSON.parse(lines[0]).payload.resourceLogs[0].scopeLogs[0].logRecords[0].eventName, 'start', 'a queued event is logged as the body the sink would send');
 });
 
+test('otlp: queued events past 2 MB a request are split by their stored size, each once', async (t) => {
+  const server = await endpoint(t);
+  const { args, state } = setup(t);
+  const { outbox } = openTestStore(state);
+  const blob = 'x'.repeat(900_000);
+  const planted = Array.from({ length: 3 }, () => ({ api_key: 'phc_test', event: 'start', uuid: uuid(), timestamp: NOW.toISOString(), properties: { distinct_id: 'd', product: 'test-daemon', product_version: '1.44.0', blob } }));
+  for (const event of planted) store(outbox, event);
+  await inProcess(args(server.url, 'otlp'))(['flush']);
+  assert.deepEqual(server.requests.map((request) => `${request.status} ${request.events.length}`), ['200 2', '200 1'], 'two of about 0.9 MB fit in 2 MB, three do not');
+  assert.deepEqual(server.requests.flatMap((request) => request.events.map((event) => event.uuid)), planted.map((event) => event.uuid));
+  assert.deepEqual(waitingEvents(state), []);
+});
+
 test('otlp and ga4: --dry-run prints the exact body the sink sends, and the log holds it too', async (t) => {
   for (const sink of ['otlp', 'ga4']) {
     const server = await endpoint(t);

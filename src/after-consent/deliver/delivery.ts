@@ -2,7 +2,7 @@ import type { Context } from '../../before-consent/config/context.ts';
 import type { Settings } from '../../before-consent/config/settings.ts';
 import type { HistoryEntry } from '../store/history.ts';
 import { noteOutcome, type Outcome, type Report } from './report.ts';
-import { claimWaiting, recoverAbandoned, release, removeClaimed, store, storeClaimed, waitingNames, type Item, type Outbox, type OutboxEvent } from '../store/outbox.ts';
+import { claimWaiting, claimWithinCaps, recoverAbandoned, release, removeClaimed, store, storeClaimed, waitingNames, type Claim, type Item, type Outbox, type OutboxEvent } from '../store/outbox.ts';
 import { BudgetSpentError, HttpError } from './errors.ts';
 import { proxyFor } from './proxy.ts';
 import { sinkFor, type Sink, type SinkRequest } from './sinks/index.ts';
@@ -41,8 +41,6 @@ const ATTEMPTS_PER_RUN = 3;
 const FIRST_RETRY_MS = 100;
 /** Kept back from the budget for moving the event back to the outbox after the last attempt. */
 const RESERVE_MS = 40;
-/** Batches stay well under any receiver's request size limit (PostHog's 20 MB); the sink caps their count. */
-const BATCH_MAX_BYTES = 2 * 1024 * 1024;
 
 /** Answers that say the receiver is set up wrong, not that anything is wrong with the events. */
 const MISCONFIGURED = new Set([401, 403, 404, 405, 410]);
@@ -152,7 +150,7 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent): Promis
   }
   // The outbox keeps the capture event whatever the sink; the request is made when sending.
   const body = JSON.stringify(event);
-  const request = sink.request([event], { single: true, now: ctx.now() });
+  const request = sink.request([{ event, text: body }], { single: true, now: ctx.now() });
   const now = ctx.now().getTime();
   const next = delivery.notBefore;
   if (now < next) {
@@ -232,8 +230,8 @@ export async function flushOutbox(delivery: Delivery, { manual }: { manual: bool
     result.error = `receiver failing, next attempt after ${new Date(next).toISOString()}`;
   }
   const flush: Flush = { result, refusedAlone: [], singly: false, sink: sinkOf(delivery) };
-  while (result.error === undefined && remainingMs(delivery) > 0) {
-    const { items, corrupt, unclaimable } = claimWaiting(outbox, ctx.pid, ctx.now().getTime(), flush.sink.maxEvents);
+  for (let first = true; result.error === undefined && remainingMs(delivery) > 0; first = false) {
+    const { items, corrupt, unclaimable } = first ? claimFirst(delivery, flush.sink) : claimWaiting(outbox, ctx.pid, ctx.now().getTime(), flush.sink.maxEvents);
     result.corrupt += corrupt;
     if (items.length === 0) {
       if (unclaimable !== undefined) result.error = `the outbox cannot be written (${unclaimable})`;
@@ -251,10 +249,24 @@ export async function flushOutbox(delivery: Delivery, { manual }: { manual: bool
     releaseUnsent();
     // Events refused alone and kept wait for a later flush: this one would only send them again.
     if (flush.refusedAlone.length > 0) break;
+    // A claim short of a batch took all that waited; what came since has a run of its own.
+    if (items.length + corrupt < flush.sink.maxEvents && unclaimable === undefined) break;
   }
   result.remaining = waitingNames(outbox).length;
   if (result.remaining > 0 && result.error === undefined) result.error = remainingMs(delivery) > 0 ? 'the receiver refused every event it was sent' : 'the time budget ran out';
   return result;
+}
+
+/**
+ * The first claim of a flush puts the outbox's caps in force before anything is sent: an outbox
+ * over them (written by a build with larger ones) sends only what they keep. What they drop is
+ * noted for the books, which count it into the next event.
+ */
+function claimFirst({ ctx, outbox, report }: Delivery, sink: Sink): Claim {
+  const { dropped, ...claim } = claimWithinCaps(outbox, ctx.pid, ctx.now().getTime(), sink.maxEvents);
+  if (dropped > 0) ctx.debug(`outbox over its caps: dropped the ${dropped} oldest events`);
+  report.capsDropped += dropped;
+  return claim;
 }
 
 interface Flush {
@@ -320,7 +332,7 @@ function delivered(delivery: Delivery, items: Item[], request: SinkRequest, flus
 /** One event to the capture path, as a receiver without /batch/ takes them. */
 async function sendAlone(delivery: Delivery, item: Item, flush: Flush, unsent: Map<string, Item>): Promise<string | undefined> {
   try {
-    const request = flush.sink.request([item.event], { single: true, now: delivery.ctx.now() });
+    const request = flush.sink.request([item], { single: true, now: delivery.ctx.now() });
     const status = await postWithRetries(delivery, request);
     delivered(delivery, [item], request, flush, unsent, status, 'from the outbox, one by one (the receiver has no /batch/)');
     return undefined;
@@ -355,7 +367,7 @@ async function sendBatch(delivery: Delivery, items: Item[], flush: Flush, unsent
     return undefined;
   }
   const { ctx } = delivery;
-  const request = flush.sink.request(items.map((item) => item.event), { single: false, now: ctx.now() });
+  const request = flush.sink.request(items, { single: false, now: ctx.now() });
   try {
     const status = await postWithRetries(delivery, request);
     delivered(delivery, items, request, flush, unsent, status, `from the outbox, in a batch of ${items.length}`);
@@ -381,7 +393,7 @@ function* batches(items: Item[], sink: Sink): Generator<Item[]> {
   let current: Item[] = [];
   let bytes = 0;
   for (const item of items) {
-    const full = current.length >= sink.maxEvents || bytes + item.bytes > BATCH_MAX_BYTES || (current.length > 0 && sink.batchKey(current[0].event) !== sink.batchKey(item.event));
+    const full = current.length > 0 && (current.length >= sink.maxEvents || bytes + item.bytes > sink.maxBytes || sink.batchKey(current[0].event) !== sink.batchKey(item.event));
     if (full) {
       yield current;
       current = [];

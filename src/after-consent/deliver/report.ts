@@ -30,7 +30,8 @@ export function newReport(): Report {
 
 /** What became of these events, as of `time`. */
 export function noteOutcome(report: Report, events: readonly Pick<OutboxEvent, 'event' | 'uuid' | 'timestamp'>[], outcome: Outcome, time: Date, extra: Partial<HistoryEntry> = {}): void {
+  const at = time.toISOString();
   for (const event of events) {
-    report.history.push({ time: time.toISOString(), event_time: event.timestamp, event: event.event, uuid: event.uuid, outcome: outcome.kind, reason: outcome.reason, status: outcome.status, ...extra });
+    report.history.push({ time: at, event_time: event.timestamp, event: event.event, uuid: event.uuid, outcome: outcome.kind, reason: outcome.reason, status: outcome.status, ...extra });
   }
 }

@@ -1,5 +1,4 @@
 import { lstatSync, renameSync } from 'node:fs';
-import path from 'node:path';
 import { UUID_PATTERN } from '../../shared/uuid.ts';
 import { errorCode, listNames, readOwnFile, removeFile, writeNew } from './files.ts';
 import { openFolder, type StateDir } from './state-dir.ts';
@@ -26,11 +25,17 @@ export interface Outbox {
   uid: number | undefined;
 }
 
-export interface Item {
+/** An event with the text it is stored as: a sink may send that text as it is instead of writing the event again. */
+export interface Stored {
+  event: OutboxEvent;
+  text: string;
+}
+
+export interface Item extends Stored {
   /** Its file in cur/, claimed by us. */
   file: string;
   name: string;
-  event: OutboxEvent;
+  /** The stored text's size in bytes. */
   bytes: number;
 }
 
@@ -93,12 +98,21 @@ function folder(outbox: Outbox, name: Folder): string {
   return outbox.folders[name];
 }
 
+/**
+ * `name` in a folder: the folder is a normalized path and the name one of ours (no slash, no
+ * dot segment), so a plain join is path.join's result without its normalizing, which a flush
+ * of a thousand events would pay some four thousand times.
+ */
+function inFolder(outbox: Outbox, name: Folder, file: string): string {
+  return `${outbox.folders[name]}/${file}`;
+}
+
 function list(dir: string, pattern: RegExp): string[] {
   return listNames(dir, pattern, MAX_LISTED);
 }
 
 function writeTmp(outbox: Outbox, name: string, body: string): string {
-  const temporary = path.join(folder(outbox, 'tmp'), `${name}.${process.pid}.${Math.random().toString(36).slice(2)}`);
+  const temporary = inFolder(outbox, 'tmp', `${name}.${process.pid}.${Math.random().toString(36).slice(2)}`);
   writeNew(temporary, body);
   return temporary;
 }
@@ -107,7 +121,7 @@ function writeTmp(outbox: Outbox, name: string, body: string): string {
 export function store(outbox: Outbox, event: OutboxEvent, body = JSON.stringify(event)): string {
   const name = itemName(event);
   const temporary = writeTmp(outbox, name, body);
-  const target = path.join(folder(outbox, 'new'), name);
+  const target = inFolder(outbox, 'new', name);
   renameSync(temporary, target);
   return target;
 }
@@ -119,9 +133,9 @@ export function store(outbox: Outbox, event: OutboxEvent, body = JSON.stringify(
 export function storeClaimed(outbox: Outbox, event: OutboxEvent, body: string, pid: number, now: number): Item {
   const name = itemName(event);
   const temporary = writeTmp(outbox, name, body);
-  const file = path.join(folder(outbox, 'cur'), claimName(name, pid, now));
+  const file = inFolder(outbox, 'cur', claimName(name, pid, now));
   renameSync(temporary, file);
-  return { file, name, event, bytes: Buffer.byteLength(body) };
+  return { file, name, event, text: body, bytes: Buffer.byteLength(body) };
 }
 
 /**
@@ -133,7 +147,7 @@ export function finishClaimed(outbox: Outbox, item: Item, finished: OutboxEvent)
   const name = itemName(finished);
   try {
     renameSync(writeTmp(outbox, name, JSON.stringify(finished)), item.file);
-    renameSync(item.file, path.join(folder(outbox, 'new'), name));
+    renameSync(item.file, inFolder(outbox, 'new', name));
     return true;
   } catch {
     return false;
@@ -153,7 +167,7 @@ export function removeClaimed(item: Item): void {
 /** Not sent this time: back in new/ for a later run. False when the claim was lost meanwhile. */
 export function release(outbox: Outbox, item: Pick<Item, 'file' | 'name'>): boolean {
   try {
-    renameSync(item.file, path.join(folder(outbox, 'new'), item.name));
+    renameSync(item.file, inFolder(outbox, 'new', item.name));
     return true;
   } catch {
     return false;
@@ -170,20 +184,51 @@ export function unsentCount(outbox: Outbox): number {
   return waitingNames(outbox).length + list(folder(outbox, 'cur'), CLAIM).length;
 }
 
+/** What a claim took: the items, the files set aside as not whole events, and why none could be claimed (an errno code). */
+export interface Claim {
+  items: Item[];
+  corrupt: number;
+  unclaimable?: string;
+}
+
 /**
  * Claims up to `max` waiting events, oldest first, and reads them: the finished ones (to send),
  * or with `unfinished` the ones still to be finished. A file that is not a whole event (torn by a
  * full disk, edited by hand, planted) is set aside in corrupt/ and counted.
  */
-export function claimWaiting(outbox: Outbox, pid: number, now: number, max: number, unfinished = false): { items: Item[]; corrupt: number; unclaimable?: string } {
+export function claimWaiting(outbox: Outbox, pid: number, now: number, max: number, unfinished = false): Claim {
+  return claimNames(outbox, waitingNames(outbox).filter((name) => UNFINISHED.test(name) === unfinished), pid, now, max);
+}
+
+/**
+ * The caps, then a claim, for a sender that may take all that waits at once. When every waiting
+ * event is finished and one claim takes them all, the count cap holds already and the bytes cap
+ * is applied to the sizes the claim read: the oldest claimed beyond it are dropped, and no file
+ * is looked at twice. Otherwise capOutbox looks at each file first. `dropped`: what the caps took.
+ */
+export function claimWithinCaps(outbox: Outbox, pid: number, now: number, max: number): Claim & { dropped: number } {
+  const names = waitingNames(outbox);
+  if (names.length > Math.min(max, OUTBOX_MAX_EVENTS) || names.some((name) => UNFINISHED.test(name))) {
+    const dropped = capOutbox(outbox);
+    return { ...claimWaiting(outbox, pid, now, max), dropped };
+  }
+  const claim = claimNames(outbox, names, pid, now, max);
+  let bytes = claim.items.reduce((sum, item) => sum + item.bytes, 0);
+  let over = 0;
+  while (bytes > OUTBOX_MAX_BYTES) bytes -= claim.items[over++].bytes;
+  const dropped = claim.items.splice(0, over).filter((item) => removeFile(item.file)).length;
+  return { ...claim, dropped };
+}
+
+function claimNames(outbox: Outbox, names: readonly string[], pid: number, now: number, max: number): Claim {
   const items: Item[] = [];
   let corrupt = 0;
   let unclaimable: string | undefined;
-  for (const name of waitingNames(outbox).filter((name) => UNFINISHED.test(name) === unfinished)) {
+  for (const name of names) {
     if (items.length >= max) break;
-    const file = path.join(folder(outbox, 'cur'), claimName(name, pid, now));
+    const file = inFolder(outbox, 'cur', claimName(name, pid, now));
     try {
-      renameSync(path.join(folder(outbox, 'new'), name), file);
+      renameSync(inFolder(outbox, 'new', name), file);
     } catch (error) {
       // ENOENT: another sender claimed it first; anything else (EROFS, EACCES): none can be claimed.
       if (errorCode(error) !== 'ENOENT') unclaimable = errorCode(error);
@@ -191,11 +236,11 @@ export function claimWaiting(outbox: Outbox, pid: number, now: number, max: numb
     }
     try {
       const text = readOwnFile(file, outbox.uid);
-      items.push({ file, name, event: parseEvent(text), bytes: Buffer.byteLength(text) });
+      items.push({ file, name, event: parseEvent(text), text, bytes: Buffer.byteLength(text) });
     } catch {
       corrupt++;
       try {
-        renameSync(file, path.join(folder(outbox, 'corrupt'), name));
+        renameSync(file, inFolder(outbox, 'corrupt', name));
       } catch {
         removeFile(file);
       }
@@ -226,10 +271,10 @@ export function recoverAbandoned(outbox: Outbox, now: number, isAlive: (pid: num
     const [, name, pid, at] = CLAIM.exec(claimed) as RegExpExecArray;
     const age = now - Number(at);
     if (isAlive(Number(pid)) && age < ABANDONED_MS && age > -ABANDONED_MS) continue;
-    if (release(outbox, { file: path.join(folder(outbox, 'cur'), claimed), name })) recovered++;
+    if (release(outbox, { file: inFolder(outbox, 'cur', claimed), name })) recovered++;
   }
   for (const name of list(folder(outbox, 'tmp'), TEMPORARY)) {
-    const file = path.join(folder(outbox, 'tmp'), name);
+    const file = inFolder(outbox, 'tmp', name);
     try {
       if (Math.abs(now - lstatSync(file).mtimeMs) > ABANDONED_MS) removeFile(file);
     } catch {
@@ -241,10 +286,9 @@ export function recoverAbandoned(outbox: Outbox, now: number, isAlive: (pid: num
 /** Drops the oldest waiting events beyond the caps; returns how many. */
 export function capOutbox(outbox: Outbox): number {
   const names = waitingNames(outbox);
-  const dir = folder(outbox, 'new');
   const sizes = names.map((name) => {
     try {
-      return lstatSync(path.join(dir, name)).size;
+      return lstatSync(inFolder(outbox, 'new', name)).size;
     } catch {
       return 0;
     }
@@ -254,7 +298,7 @@ export function capOutbox(outbox: Outbox): number {
   for (let i = 0; i < excess; i++) bytes -= sizes[i];
   while (excess < names.length && bytes > OUTBOX_MAX_BYTES) bytes -= sizes[excess++];
   let dropped = 0;
-  for (const name of names.slice(0, excess)) if (removeFile(path.join(dir, name))) dropped++;
+  for (const name of names.slice(0, excess)) if (removeFile(inFolder(outbox, 'new', name))) dropped++;
   return dropped;
 }
 
@@ -263,7 +307,7 @@ export function clearOutbox(outbox: Outbox): number {
   let cleared = 0;
   const owned = { new: ITEM_NAME, cur: CLAIM, tmp: TEMPORARY };
   for (const name of ['new', 'cur', 'tmp'] as const) {
-    for (const entry of list(folder(outbox, name), owned[name])) if (removeFile(path.join(folder(outbox, name), entry))) cleared += name === 'tmp' ? 0 : 1;
+    for (const entry of list(folder(outbox, name), owned[name])) if (removeFile(inFolder(outbox, name, entry))) cleared += name === 'tmp' ? 0 : 1;
   }
   return cleared;
 }

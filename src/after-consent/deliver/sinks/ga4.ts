@@ -1,5 +1,5 @@
 import type { OutboxEvent } from '../../store/outbox.ts';
-import { jsonRequest, type Sink } from './sink.ts';
+import { DEFAULT_MAX_BYTES, jsonRequest, type Sink } from './sink.ts';
 
 /**
  * Google Analytics 4's Measurement Protocol: `{client_id, events: [{name, params,
@@ -146,11 +146,12 @@ export function ga4Sink(endpoint: URL, measurementId: string, apiSecret: string)
   return {
     name: 'ga4',
     maxEvents: GA4_MAX_EVENTS,
+    maxBytes: DEFAULT_MAX_BYTES,
     shownUrl: shown,
     singleFallback: false,
     problem: ga4Problem,
     // One client_id per request: events of an id forgotten and made anew go in a request of their own.
     batchKey: (event) => String(event.properties[CLIENT_ID]),
-    request: (events) => jsonRequest(url, ga4Body(events)),
+    request: (stored) => jsonRequest(url, ga4Body(stored.map(({ event }) => event))),
   };
 }

@@ -1,5 +1,5 @@
 import type { OutboxEvent } from '../../store/outbox.ts';
-import { jsonRequest, type Sink } from './sink.ts';
+import { DEFAULT_MAX_BYTES, jsonRequest, type Sink } from './sink.ts';
 
 /**
  * OpenTelemetry's OTLP/HTTP with the JSON encoding (opentelemetry-proto, docs/specification.md
@@ -93,10 +93,11 @@ export function otlpSink(endpoint: URL, headers: Readonly<Record<string, string>
   return {
     name: 'otlp',
     maxEvents: MAX_EVENTS,
+    maxBytes: DEFAULT_MAX_BYTES,
     shownUrl: url,
     singleFallback: false,
     problem: () => undefined,
     batchKey: () => '',
-    request: (events) => jsonRequest(url, exportLogsRequest(events, toolVersion), headers),
+    request: (stored) => jsonRequest(url, exportLogsRequest(stored.map(({ event }) => event), toolVersion), headers),
   };
 }

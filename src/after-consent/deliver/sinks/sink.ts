@@ -1,5 +1,5 @@
 import type { SinkName } from '../../../before-consent/config/vendor.ts';
-import type { OutboxEvent } from '../../store/outbox.ts';
+import type { OutboxEvent, Stored } from '../../store/outbox.ts';
 
 /**
  * A sink turns stored capture events (what the outbox keeps, whatever the sink) into requests
@@ -19,6 +19,8 @@ export interface Sink {
   name: SinkName;
   /** Events one request carries at most. */
   maxEvents: number;
+  /** Stored bytes of the events one request carries at most (a lone event larger than this still goes alone). */
+  maxBytes: number;
   /** Where events go, as status and --dry-run name it (no secret in it). */
   shownUrl: URL;
   /** A receiver without a batch path (404/405 to one) takes events one by one: PostHog's /capture/ beside /batch/. */
@@ -30,9 +32,15 @@ export interface Sink {
   problem(event: OutboxEvent, now: Date): string | undefined;
   /** Events of one request share this (PostHog: the key in the envelope; GA4: the client_id). */
   batchKey(event: OutboxEvent): string;
-  /** The request for `events`; `single`: one event on its own (a new one, or where there is no batch path). */
-  request(events: readonly OutboxEvent[], options: { single: boolean; now: Date }): SinkRequest;
+  /**
+   * The request for these events, each with the text it is stored as; `single`: one event on its
+   * own (a new one, or where there is no batch path).
+   */
+  request(events: readonly Stored[], options: { single: boolean; now: Date }): SinkRequest;
 }
+
+/** Well under any receiver's request size limit, where the sink knows of no larger one. */
+export const DEFAULT_MAX_BYTES = 2 * 1024 * 1024;
 
 /** One text line per request body: JSON.stringify never puts a raw line break in its output. */
 export function jsonRequest(url: URL, body: unknown, headers: Readonly<Record<string, string>> = {}): SinkRequest {
