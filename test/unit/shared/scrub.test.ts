@@ -60,11 +60,13 @@ const REMOVED: readonly [kind: string, input: string, expected: string][] = [
   ['an option with a secret value', 'run --password hunter2 now', 'run --password <secret> now'],
   ['Authorization: Bearer', 'Authorization: Bearer abc.def.ghi', 'Authorization: Bearer <secret>'],
   ['Authorization: Basic', 'authorization: Basic dXNlcjpwYXNz', 'authorization: Basic <secret>'],
+  ['Authorization in capitals', 'PROXY-AUTHORIZATION: NTLM TlRMTVNTUAAB', 'PROXY-AUTHORIZATION: NTLM <secret>'],
   ['a bare Bearer credential', 'sent Bearer 0a1b2c3d4e5f6a7b8c9d', 'sent Bearer <secret>'],
   ['PEM private key', 'key -----BEGIN RSA PRIVATE KEY-----\nMIIEpAIBAAKCAQEA\n-----END RSA PRIVATE KEY----- loaded', 'key <private-key> loaded'],
   ['PEM private key, cut', 'key -----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA', 'key <private-key>'],
   ['URL with credentials', 'push https://user:pass@git.example/x.git.', 'push <url>.'],
   ['URL with a query', 'GET https://h.example/cb?code=abc then', 'GET <url> then'],
+  ['URL in capitals', 'PUSH HTTPS://U:P@GIT.EXAMPLE/X', 'PUSH <url>'],
   ['URL with credentials after another URL', 'https://proxy.example/https://u:p@h/', '<url>'],
   ['long random secret', 'seed 9fQ2xL7vKp3ZmW8tRb4NcY6hJd1GsE5a used', 'seed <secret> used'],
   ['long random secret with one digit and long lower-case runs', 'iutfneRXhjinujGptxlzHNrYMGziEbasbgUwljmiiKFNkZA1', '<secret>'],
@@ -127,6 +129,11 @@ test('a system value (os-release, product version) is scrubbed, stripped of cont
   assert.equal(scrubSystemValue('built by admin@corp.example in /home/karl/src on 10.1.2.3'), 'built by <email> in <path>/src on <ip>');
   assert.equal(scrubSystemValue('\x1b[2J\x1b]0;pwned\x07Ubuntu\n'), 'Ubuntu ');
   assert.equal(scrubSystemValue('x'.repeat(5000)).length, MAX_TEXT_LENGTH);
+});
+
+test('system values share one scrubber, and a name one of them shows is not looked for in the next', () => {
+  assert.equal(scrubSystemValue('/home/karl/src by karl'), '<path>/src by <user>');
+  assert.equal(scrubSystemValue('by karl'), 'by karl');
 });
 
 /** Inputs that made the old patterns rescan a run from every position. */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { exists, readLink, readText, resolveInRoot } from '../../../../../src/after-consent/collect/detect/fs.ts';
+import { exists, MAX_READ_BYTES, readLink, readText, resolveInRoot } from '../../../../../src/after-consent/collect/detect/fs.ts';
 import { makeRoot, tempDir } from '../../../../support/helpers.ts';
 
 test('an absolute symlink resolves inside the root, not on the host', (t) => {
@@ -50,4 +50,22 @@ test('missing files and directories read as absent', (t) => {
 test('readLink reports the target of the link itself', (t) => {
   const root = makeRoot(t, { 'proc/self/ns/pid': { link: 'pid:[4026532198]' } });
   assert.equal(readLink(root, 'proc/self/ns/pid'), 'pid:[4026532198]');
+});
+
+test('files of every size read whole up to the bound; the buffer they share shows nothing of one in another', (t) => {
+  const big = 'cpu\n'.repeat(50_000); // 200 KB: more than one read buffer
+  const huge = 'x'.repeat(MAX_READ_BYTES + 4096);
+  const root = makeRoot(t, { 'proc/cpuinfo': big, 'etc/huge': huge, 'etc/hostname': 'h\n', 'etc/empty': '' });
+  assert.equal(readText(root, 'etc/hostname'), 'h\n');
+  assert.equal(readText(root, 'proc/cpuinfo'), big);
+  assert.equal(readText(root, 'etc/hostname'), 'h\n');
+  assert.equal(readText(root, 'etc/huge'), huge.slice(0, MAX_READ_BYTES));
+  assert.equal(readText(root, 'etc/empty'), '');
+  assert.equal(readText(root, 'etc/hostname'), 'h\n');
+});
+
+test('a file of size 0 that is not empty (as /proc reports its files) is read to its end', () => {
+  const status = readText('/', 'proc/self/status');
+  assert.match(status ?? '', /^Name:/);
+  assert.match(status ?? '', /\nPid:\s+\d+\n/);
 });
