@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { commandName, validateVendorConfig, type VendorConfig } from '../src/before-consent/config/vendor.ts';
 import { optionNames } from '../src/before-consent/cli/parse.ts';
-import { MAY_IMPORT, partOf, type Part } from '../src/layout.ts';
+import { noticeVersion } from '../src/after-consent/collect/properties.ts';
+import { DOOR, DOOR_OPENER, MAY_IMPORT, partOf, type Part } from '../src/layout.ts';
 
 const projectDir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const DEFAULT_OUTFILE = path.join(projectDir, 'dist/anonymous-statistics.js');
@@ -151,26 +152,100 @@ ${body}}));
 `;
 }
 
+const BUNDLE = {
+  bundle: true,
+  platform: 'node',
+  format: 'cjs',
+  target: 'node18.19',
+  minify: true,
+  legalComments: 'none',
+  logLevel: 'warning',
+  // Inputs in the metafile are then named by their path in the project, as src/layout.ts names them.
+  absWorkingDir: projectDir,
+  write: false,
+  metafile: true,
+} as const;
+
+const DOOR_IMPORT = path.posix.relative(path.posix.dirname(DOOR_OPENER), DOOR);
+
+/**
+ * Resolves before-consent/run.ts's import of the door: left out of the bundle (`contents`
+ * undefined), or as a module of the given contents.
+ */
+function doorPlugin(contents?: string): Plugin {
+  return {
+    name: 'door',
+    setup(build) {
+      build.onResolve({ filter: /door\.ts$/ }, (args) =>
+        path.relative(path.join(projectDir, 'src'), args.importer) === DOOR_OPENER && args.path === DOOR_IMPORT
+          ? contents === undefined
+            ? { path: DOOR, external: true }
+            : { path: DOOR, namespace: 'door' }
+          : undefined,
+      );
+      if (contents !== undefined) build.onLoad({ filter: /.*/, namespace: 'door' }, () => ({ contents, loader: 'js', resolveDir: projectDir }));
+    },
+  };
+}
+
+/**
+ * The door and the code past it (src/door.ts and all it imports that the code before consent
+ * does not), bundled on their own and shipped as a string that node:vm compiles only when the
+ * door opens: an opted-out run parses only the code before consent, 41 KB of the 121 KB
+ * (docs/performance.md has what that saves, and the bench row that shows it).
+ * The modules before consent it imports are handed over from the outer bundle, not bundled
+ * again, so there is one copy of each (one Context, one class of each error). A compiled
+ * string runs under --disallow-code-generation-from-strings, which stops eval and Function only.
+ */
+async function pastConsent(vendorJson: string, beforeConsent: ReadonlySet<string>, fileName: string): Promise<{ contents: string; inputs: string[] }> {
+  const result = await esbuild({
+    ...BUNDLE,
+    entryPoints: [path.join(projectDir, 'src', DOOR)],
+    define: { NOTICE_VERSION: JSON.stringify(noticeVersion()) },
+    plugins: [
+      vendorPlugin(vendorJson),
+      {
+        name: 'hand-over-before-consent',
+        setup(build) {
+          build.onResolve({ filter: /^\./ }, (args) => {
+            const input = path.relative(projectDir, path.resolve(args.resolveDir, args.path)).split(path.sep).join('/');
+            return beforeConsent.has(input) ? { path: `handed-over:${input}`, external: true } : undefined;
+          });
+        },
+      },
+    ],
+  });
+  const code = result.outputFiles[0].text;
+  const handedOver = [...new Set([...code.matchAll(/require\("handed-over:([^"]+)"\)/g)].map((match) => match[1]))];
+  const contents = [
+    `const handedOver = { ${handedOver.map((input) => `${JSON.stringify(`handed-over:${input}`)}: require(${JSON.stringify(path.join(projectDir, input))})`).join(', ')} };`,
+    'const door = { exports: {} };',
+    `const compiled = new (require("node:vm").Script)(${JSON.stringify(`(function (exports, require, module) {${code}})`)}, { filename: ${JSON.stringify(fileName)} });`,
+    'compiled.runInThisContext()(door.exports, (id) => (Object.hasOwn(handedOver, id) ? handedOver[id] : require(id)), door);',
+    'module.exports = door.exports;',
+  ].join('\n');
+  return { contents, inputs: Object.keys(result.metafile.inputs) };
+}
+
 export async function build({ vendorFile = DEFAULT_VENDOR_FILE, outfile = DEFAULT_OUTFILE }: BuildOptions = {}): Promise<string> {
   const vendor = readVendorFile(vendorFile);
+  const vendorJson = JSON.stringify(vendor);
   const toolVersion = JSON.parse(readFileSync(path.join(projectDir, 'package.json'), 'utf8')).version as string;
-  // One bundle: esbuild turns run.ts's `await import('./reporter.ts')` into a lazy initialiser,
-  // so the code past consent is parsed with the file but evaluated only when the door opens.
-  const result = await esbuild({
-    bundle: true,
-    platform: 'node',
-    format: 'cjs',
-    target: 'node18.19',
-    minify: true,
-    legalComments: 'none',
-    logLevel: 'warning',
-    entryPoints: [path.join(projectDir, 'src/main.ts')],
-    write: false,
-    metafile: true,
-    define: { TOOL_VERSION: JSON.stringify(toolVersion) },
-    plugins: [vendorPlugin(JSON.stringify(vendor))],
-  });
-  const footer = licenseFooter(bundledPackages(Object.keys(result.metafile.inputs)));
+  const outer = (door: Plugin) =>
+    esbuild({
+      ...BUNDLE,
+      entryPoints: [path.join(projectDir, 'src/main.ts')],
+      define: { TOOL_VERSION: JSON.stringify(toolVersion) },
+      plugins: [vendorPlugin(vendorJson), door],
+    });
+  // What the code before consent is, found by bundling it with the door left out.
+  const beforeConsent = new Set(Object.keys((await outer(doorPlugin())).metafile.inputs));
+  const door = await pastConsent(vendorJson, beforeConsent, `${commandName(vendor)}#door`);
+  const result = await outer(doorPlugin(door.contents));
+  const outerInputs = Object.keys(result.metafile.inputs).filter((input) => !input.startsWith('door:'));
+  const pastTheDoor = outerInputs.filter((input) => ['door', 'after-consent'].includes(partOf(path.relative('src', input)) as Part));
+  if (pastTheDoor.length > 0) throw new Error(`the code every run parses would hold ${pastTheDoor.join(', ')}: code before consent reaches code past it only through ${DOOR}`);
+  const footer = licenseFooter(bundledPackages([...outerInputs, ...door.inputs]));
   mkdirSync(path.dirname(outfile), { recursive: true });
   writeFileSync(outfile, `${banner(vendor)}\n${runsAsEitherModuleKind(result.outputFiles[0].text, commandName(vendor))}${footer}\n`, { mode: 0o755 });
   await buildDashboard(dashboardOutfile(outfile));

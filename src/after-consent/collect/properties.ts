@@ -120,12 +120,15 @@ export function isPropertyName(name: string): name is PropertyName {
   return Object.hasOwn(PROPERTIES, name);
 }
 
+/** Hashed by scripts/build.ts: the built file knows it without node:crypto, which the --background caller needs for nothing else. */
+declare const NOTICE_VERSION: string | undefined;
+
 /**
  * The notice's version: a short hash of the property names, so a build that can send a property
  * the person was not told about tells again. A change of wording alone keeps it.
  */
 export function noticeVersion(): string {
-  return noticeVersionOf(Object.keys(PROPERTIES));
+  return typeof NOTICE_VERSION === 'string' ? NOTICE_VERSION : noticeVersionOf(Object.keys(PROPERTIES));
 }
 
 export function noticeVersionOf(propertyNames: readonly string[]): string {
