@@ -43,12 +43,22 @@
  * 127.0.0.1, and its curl trusts the system's roots plus the test CA, as Node does with
  * NODE_EXTRA_CA_CERTS. It refuses to run the copy (the row is "not available") while any other
  * http(s) URL or host name remains in it. None of that script is in this repository.
+ * --shell-system-info FILE adds what that script took its facts from: Netdata's
+ * daemon/system-info.sh of the same version, which the daemon ran at its start and whose
+ * NAME=value lines it put in its environment before calling the script (get_system_info() in
+ * daemon/main.c). The row then times both, as one start of the shell original was:
+ *   curl -fsSLo /tmp/system-info.sh \
+ *     https://raw.githubusercontent.com/netdata/netdata/v1.39.1/daemon/system-info.sh
+ * Its copy gets a curl that fails at once, so its cloud detection (instance metadata at
+ * 169.254.169.254 and metadata.google.internal, on a VM) asks nothing of any other host; that
+ * leaves out up to 1 s a real VM outside a cloud waits there, in the original's favour. It
+ * refuses to run a copy that names another network tool.
  *
  * It reports goals and never fails on them: it exits non-zero only when the bench itself broke.
  * Targets only 127.0.0.1; stops by itself; leaves no process and no temp dir behind.
  *
  *   npm run bench [-- --rounds 30] [--memory-rounds 5] [--json FILE] [--bundle FILE]
- *                    [--node 18.19.0,20.20.2 ...] [--shell-original FILE]
+ *                    [--node 18.19.0,20.20.2 ...] [--shell-original FILE [--shell-system-info FILE]]
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
@@ -252,11 +262,69 @@ const HOST_PROPERTY = /("\\?\$host"\s*:\s*")[^"]*"/g;
 /** A curl command given options: the call to make trust the test CA (`command -v curl` is not one). */
 const CURL_CALL = /\bcurl(?=[ \t]+-)/g;
 
+/** A network tool other than curl, or a shell's own TCP: what a system-info copy must not use. */
+const OTHER_NETWORK_TOOL = /\b(?:wget|nc|ncat|netcat|socat|telnet|ssh|openssl\s+s_client)\b|\/dev\/(?:tcp|udp)\//;
+
+/** The shell original's start, as the bench runs it. */
+interface ShellOriginal {
+  argv: string[];
+}
+
 /**
- * The shell original, copied into the bench's dir and rewritten to talk to the receiver only;
- * or why it may not run. Checked before the bench adds its own paths to it.
+ * The shell original, copied into the bench's dir and rewritten to talk to the receiver only,
+ * with its system-info.sh when given; or why it may not run.
  */
-function prepareShellOriginal(file: string, dir: string, receiver: Receiver, caFile: string): { script: string } | { refused: string } {
+function prepareShellOriginal(file: string, systemInfoFile: string | undefined, dir: string, receiver: Receiver, caFile: string): ShellOriginal | { refused: string } {
+  const original = prepareStatisticsScript(file, dir, receiver, caFile);
+  if ('refused' in original) return original;
+  // As netdata's daemon calls it at start; without system-info.sh, what it reads from the daemon's environment stays empty.
+  if (systemInfoFile === undefined) return { argv: ['/bin/sh', original.script, 'START', '-', '-'] };
+  const systemInfo = prepareSystemInfo(systemInfoFile, dir);
+  if ('refused' in systemInfo) return systemInfo;
+  const start = path.join(dir, 'shell-original-start.sh');
+  // The daemon's get_system_info(): every NAME=value line of system-info.sh's output, set in the
+  // environment the script then runs with. Values are never evaluated as shell.
+  writeFileSync(
+    start,
+    [
+      '#!/bin/sh',
+      'while IFS= read -r line; do',
+      '  case "$line" in',
+      '    NETDATA_*=*) export "${line%%=*}=${line#*=}" ;;',
+      '  esac',
+      'done <<FACTS',
+      `$(/bin/sh '${systemInfo.script}')`,
+      'FACTS',
+      `exec /bin/sh '${original.script}' START - -`,
+      '',
+    ].join('\n'),
+    { mode: 0o700 },
+  );
+  return { argv: ['/bin/sh', start] };
+}
+
+/** system-info.sh, copied with a curl that fails at once (see --shell-system-info); or why it may not run. */
+function prepareSystemInfo(file: string, dir: string): { script: string } | { refused: string } {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    return { refused: `cannot read ${file}: ${(error as Error).message}` };
+  }
+  if (!text.includes('NETDATA_SYSTEM_')) return { refused: `${file} prints no NETDATA_SYSTEM_ facts: not a system-info.sh` };
+  const tool = OTHER_NETWORK_TOOL.exec(text)?.[0];
+  if (tool) return { refused: `${file} uses ${tool}, which the bench cannot keep on this machine` };
+  const script = path.join(dir, 'shell-original-system-info.sh');
+  const noNetwork = '# npm run bench: no request leaves this machine (its cloud detection asks instance metadata services).\ncurl() { return 7; }\n';
+  writeFileSync(script, text.startsWith('#!') ? text.replace(/^(#![^\n]*\n)/, `$1${noNetwork}`) : `${noNetwork}${text}`, { mode: 0o700 });
+  return { script };
+}
+
+/**
+ * anonymous-statistics.sh, copied into the bench's dir and rewritten to talk to the receiver
+ * only; or why it may not run. Checked before the bench adds its own paths to it.
+ */
+function prepareStatisticsScript(file: string, dir: string, receiver: Receiver, caFile: string): { script: string } | { refused: string } {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
@@ -392,8 +460,8 @@ interface Bench {
   configDir: string;
   /** The floors' request body: about 2 KB, more than the product's `start` event. */
   body: string;
-  /** --shell-original, rewritten to talk to the receiver only, or why it may not run. */
-  shellOriginal?: { script: string } | { refused: string };
+  /** --shell-original (with --shell-system-info), rewritten to talk to the receiver only, or why it may not run. */
+  shellOriginal?: ShellOriginal | { refused: string };
 }
 
 /** What the rows on one Node start from. */
@@ -589,8 +657,7 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
     const prepared = bench.shellOriginal;
     if (!prepared) return [];
     if ('refused' in prepared) return [cannotRun([shellOriginal], prepared.refused)];
-    // As netdata's daemon calls it at start; what it reads from the daemon's environment stays empty.
-    const run = { argv: ['/bin/sh', prepared.script, 'START', '-', '-'], env: plainEnv };
+    const run = { argv: prepared.argv, env: plainEnv };
     return [
       {
         rows: [shellOriginal],
@@ -833,9 +900,11 @@ async function main(): Promise<void> {
       bundle: { type: 'string', default: BUILT },
       node: { type: 'string', multiple: true },
       'shell-original': { type: 'string' },
+      'shell-system-info': { type: 'string' },
     },
   });
   const bundlePath = path.resolve(values.bundle);
+  if (values['shell-system-info'] !== undefined && values['shell-original'] === undefined) throw new Error('--shell-system-info is what --shell-original took its facts from: give both');
   const rounds = positiveCount(values.rounds, '--rounds', 1);
   const gnuTime = hasGnuTime();
   const memoryRounds = gnuTime ? positiveCount(values['memory-rounds'], '--memory-rounds', 0) : 0;
@@ -875,7 +944,10 @@ async function main(): Promise<void> {
       caEnv: { ...plainEnv, NODE_EXTRA_CA_CERTS: tls.caFile },
       configDir,
       body: floorBody(),
-      shellOriginal: values['shell-original'] === undefined ? undefined : prepareShellOriginal(path.resolve(values['shell-original']), dir, receiver, tls.caFile),
+      shellOriginal:
+        values['shell-original'] === undefined
+          ? undefined
+          : prepareShellOriginal(path.resolve(values['shell-original']), values['shell-system-info'] && path.resolve(values['shell-system-info']), dir, receiver, tls.caFile),
     };
 
     const sections = nodes.map((node, index) => ({ node, ...units(bench, prepareNode(bench, node, index)) }));
@@ -908,6 +980,7 @@ async function main(): Promise<void> {
       seconds,
       bundle: { path: bundlePath, bytes: bundle.length, gzipBytes: gzipSync(bundle).length, modified: statSync(bundlePath).mtime.toISOString() },
       shellOriginal: values['shell-original'],
+      shellSystemInfo: values['shell-system-info'],
       rows: tables.flatMap((table) => table.results),
     };
     console.log(
@@ -927,7 +1000,7 @@ node -e 0 never does. flush is divided by its floor, which reads, parses, gzips 
 ${QUEUED_FOR_FLUSH.toLocaleString('en')} files by hand. ${ROUND_TRIP_MS} ms RTT: through a TCP forwarder on 127.0.0.1 that holds every chunk
 ${ROUND_TRIP_MS / 2} ms each way. RSS: median peak RSS over the memory rounds (GNU time, from the child's wait4
 rusage), as a ratio to the same floor's. /bin/true: starting and reaping a process from the bench,
-inside every row.${bench.shellOriginal && 'script' in bench.shellOriginal ? ` The shell original: ${values['shell-original']}, rewritten to post to the receiver.` : ''}
+inside every row.${bench.shellOriginal && 'argv' in bench.shellOriginal ? ` The shell original: ${values['shell-original']}, rewritten to post to the receiver${values['shell-system-info'] ? `, after ${values['shell-system-info']} (its curl failing at once), as the daemon ran them` : ', without the system-info.sh it took its facts from (--shell-system-info)'}.` : ''}
 ${gnuTime ? '' : `Peak memory was not measured: ${GNU_TIME} (Debian's \`time\` package) is missing.\n`}The machine may be shared: run it again before reading much into a few hundredths.`);
     if (leftovers.length > 0) console.log(`\nkilled processes the runs left behind: ${leftovers.join(', ')}`);
     if (values.json) writeFileSync(values.json, `${JSON.stringify(report, null, 2)}\n`);
