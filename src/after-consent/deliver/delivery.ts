@@ -129,8 +129,10 @@ export async function openEarly(delivery: Delivery): Promise<EarlyConnection | u
   const { settings, ctx } = delivery;
   if (ctx.now().getTime() < delivery.notBefore) return undefined;
   const connection = connectEarly(settings.endpoint, proxyFor(settings.endpoint, ctx.env), remainingMs(delivery));
-  // A connection starts on the next tick: give it that tick before the event is built, synchronously.
-  await new Promise((resolve) => setImmediate(resolve));
+  // Before the event is built, synchronously: a turn of the event loop sends the SYN (and TLS
+  // gets its context), and one more lets a connection that is already up (a near receiver)
+  // start its TLS handshake.
+  for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve));
   return connection;
 }
 

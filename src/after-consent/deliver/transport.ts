@@ -91,7 +91,22 @@ export function connectEarly(url: URL, proxy: URL | undefined, budgetMs: number)
     return socket;
   };
   // new Promise: a connect that throws at once (bad options, a refused address) is a failed connection too.
-  const opened = proxy ? openTunnel(proxy, url, signal).then((tunnel) => kept(secure(url, kept(tunnel)))) : new Promise<Socket>((resolve) => resolve(kept(direct(url))));
+  const opened = proxy
+    ? openTunnel(proxy, url, signal).then((tunnel) => kept(secure(url, kept(tunnel))))
+    : new Promise<Socket>((resolve, reject) => {
+        const socket = kept(tcp(url));
+        if (url.protocol !== 'https:') return resolve(socket);
+        // TLS is loaded and makes its context only once the SYN is out (the next tick sends it),
+        // so the TCP handshake runs meanwhile: Node 18 and 20 parse their ~140 root certificates
+        // for the first context, ~20 ms. TLS starts its own handshake when the socket connects.
+        setImmediate(() => {
+          try {
+            resolve(kept(secure(url, socket)));
+          } catch (error) {
+            reject(error);
+          }
+        });
+      });
   opened.catch(() => (failed = true));
   return {
     take(target, through) {
@@ -107,22 +122,26 @@ export function connectEarly(url: URL, proxy: URL | undefined, budgetMs: number)
   };
 }
 
-/** The socket a request to `url` would open itself: TLS for https:, plain TCP for http: (loopback only). */
-function direct(url: URL): Socket {
-  if (url.protocol === 'https:') return secure(url);
+/** TCP to `url`'s host, on its port or the scheme's. */
+function tcp(url: URL): Socket {
   const net = require('node:net') as typeof import('node:net');
-  return net.connect({ host: url.hostname.replace(/^\[|\]$/g, ''), port: Number(url.port || 80) });
+  return net.connect({ host: hostOf(url), port: Number(url.port || (url.protocol === 'https:' ? 443 : 80)) });
+}
+
+function hostOf(url: URL): string {
+  return url.hostname.replace(/^\[|\]$/g, '');
 }
 
 /**
- * TLS to the receiver, directly or inside a proxy's tunnel, verified as https does it: against
- * the receiver's name (SNI and certificate check), with Node's CA store plus NODE_EXTRA_CA_CERTS.
+ * TLS to the receiver over `socket` (TCP to the receiver, or a proxy's tunnel), verified as https
+ * does it: against the receiver's name (SNI and certificate check), with Node's CA store plus
+ * NODE_EXTRA_CA_CERTS.
  */
-function secure(url: URL, tunnel?: Socket): Socket {
+function secure(url: URL, socket: Socket): Socket {
   const tls = require('node:tls') as typeof import('node:tls');
   const { isIP } = require('node:net') as typeof import('node:net');
-  const host = url.hostname.replace(/^\[|\]$/g, '');
-  return tls.connect({ ...(tunnel ? { socket: tunnel } : { port: Number(url.port || 443) }), host, servername: isIP(host) ? undefined : host });
+  const host = hostOf(url);
+  return tls.connect({ socket, host, servername: isIP(host) ? undefined : host });
 }
 
 /**
