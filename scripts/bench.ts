@@ -16,6 +16,12 @@
  *   https: receiver. The product's --endpoint and the floor's URL name the forwarder's port
  *   directly (no proxy protocol: TLS runs end to end). The receiver's certificate names IP
  *   127.0.0.1, which holds on any port of it, so both still verify it.
+ * - The delay line, as root (otherwise its two rows are "not available", with the reason):
+ *   bench-references/delay-line.c, built with gcc, holds every IP packet 50 ms each way between
+ *   two TUN devices, the far one in a network namespace of the bench's own with a receiver of its
+ *   own at 10.231.87.2. Unlike the forwarder it delays the TCP handshake too, as a real network
+ *   does, so what a run overlaps with its connection shows. `start` (given a key: the example
+ *   build sends its placeholder key only to loopback) is divided by the https floor through it.
  * - flush's floor reads the same 1,000 files flush reads (<state>/outbox/new/), parses them,
  *   gzips them as one PostHog /batch/ request and POSTs it; the receiver counts the events.
  * - Every run gets a minimal environment (PATH, plus what the row needs) and its own state dir,
@@ -55,7 +61,8 @@
  * refuses to run a copy that names another network tool.
  *
  * It reports goals and never fails on them: it exits non-zero only when the bench itself broke.
- * Targets only 127.0.0.1; stops by itself; leaves no process and no temp dir behind.
+ * Targets only 127.0.0.1 and the network namespace it made; stops by itself; leaves no process,
+ * namespace or temp dir behind.
  *
  *   npm run bench [-- --rounds 30] [--memory-rounds 5] [--json FILE] [--bundle FILE]
  *                    [--node 18.19.0,20.20.2 ...] [--shell-original FILE [--shell-system-info FILE]]
@@ -81,6 +88,10 @@ const SYSTEM_ROOTS = '/etc/ssl/certs/ca-certificates.crt';
 const QUEUED_FOR_FLUSH = 1000;
 /** The far-away receiver: the forwarder holds every chunk half of it in each direction. */
 const ROUND_TRIP_MS = 20;
+/** The receiver across the delay line (a receiver across an ocean): every packet, handshakes included. */
+const LINE_ROUND_TRIP_MS = 100;
+/** The delay line's point-to-point link: the bench's end, and the far end in its network namespace. */
+const LINE_ADDRESSES = { near: '10.231.87.1', far: '10.231.87.2' };
 
 /** Issue 17's column: each row's median per-round ratio to its floor, at most. */
 const GOAL = {
@@ -198,15 +209,17 @@ function makeTestCa(dir: string): { caFile: string; key: string; cert: string } 
   openssl('req', '-x509', '-newkey', 'rsa:2048', ...oneDay, '-keyout', file('ca.key'), '-out', file('ca.pem'), '-subj', '/CN=anonymous-statistics bench CA',
     '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign');
   openssl('req', '-newkey', 'rsa:2048', ...oneDay, '-keyout', file('server.key'), '-out', file('server.csr'), '-subj', '/CN=127.0.0.1');
-  // The name clients check: an IP address, so any port of 127.0.0.1 (the forwarder's too) verifies.
-  writeFileSync(file('server.ext'), 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n');
+  // The names clients check: IP addresses, so any port of 127.0.0.1 (the forwarder's too) verifies,
+  // and the far end of the delay line.
+  writeFileSync(file('server.ext'), `subjectAltName=IP:127.0.0.1,IP:${LINE_ADDRESSES.far}\nextendedKeyUsage=serverAuth\n`);
   execFileSync('openssl', ['x509', '-req', '-in', file('server.csr'), '-CA', file('ca.pem'), '-CAkey', file('ca.key'), '-set_serial', '1', '-days', '1', '-out', file('server.pem'), '-extfile', file('server.ext')], { stdio: ['ignore', 'ignore', 'pipe'] });
   return { caFile: file('ca.pem'), key: file('server.key'), cert: file('server.pem') };
 }
 
-/** Starts bench-references/<script> and waits for its answer to `hello`. */
-async function startHelper<T>(script: string, hello: unknown, what: string): Promise<{ helper: Helper; ready: T }> {
-  const child = spawn(process.execPath, [path.join(REFERENCES, script)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { PATH: process.env.PATH ?? '' } });
+/** Starts bench-references/<script> (after `prefix`: `ip netns exec NS`) and waits for its answer to `hello`. */
+async function startHelper<T>(script: string, hello: unknown, what: string, prefix: string[] = []): Promise<{ helper: Helper; ready: T }> {
+  const [command, ...args] = [...prefix, process.execPath, path.join(REFERENCES, script)];
+  const child = spawn(command, args, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], env: { PATH: process.env.PATH ?? '' } });
   // Every wait on the helper also waits on this, so a helper that died is an error, not a hang.
   const gone = new Promise<never>((_, reject) => {
     child.once('error', reject);
@@ -235,9 +248,9 @@ async function startHelper<T>(script: string, hello: unknown, what: string): Pro
   }
 }
 
-async function startReceiver(tls: { key: string; cert: string }): Promise<Receiver> {
-  const { helper, ready } = await startHelper<{ ports: Record<Server, number> }>('receiver.cjs', tls, 'receiver');
-  const url = (scheme: string, port: number) => `${scheme}://127.0.0.1:${port}`;
+async function startReceiver(tls: { key: string; cert: string }, host = '127.0.0.1', prefix: string[] = []): Promise<Receiver> {
+  const { helper, ready } = await startHelper<{ ports: Record<Server, number> }>('receiver.cjs', { ...tls, host }, 'receiver', prefix);
+  const url = (scheme: string, port: number) => `${scheme}://${host}:${port}`;
   return {
     pid: helper.pid,
     urls: { https: url('https', ready.ports.https), http: url('http', ready.ports.http), hanging: url('http', ready.ports.hanging) },
@@ -251,6 +264,58 @@ async function startForwarder(receiver: Receiver): Promise<Helper & { url: strin
   const hello = { port: Number(new URL(receiver.urls.https).port), holdMs: ROUND_TRIP_MS / 2 };
   const { helper, ready } = await startHelper<{ port: number }>('delay-forwarder.cjs', hello, 'delay forwarder');
   return { ...helper, url: `https://127.0.0.1:${ready.port}` };
+}
+
+/** The receiver across the delay line, or why there is none. */
+type AcrossTheLine = { receiver: Receiver; stop(): void } | { refused: string };
+
+/**
+ * A receiver LINE_ROUND_TRIP_MS away, handshakes included: bench-references/delay-line.c (built
+ * with gcc) between two TUN devices, the far one in a network namespace of the bench's own with
+ * a receiver of its own. Needs root; everything it made goes in stop().
+ */
+async function startDelayLine(dir: string, tls: { key: string; cert: string }): Promise<AcrossTheLine> {
+  if (process.getuid?.() !== 0) return { refused: 'needs root: a network namespace and TUN devices' };
+  const run = (...args: string[]) => execFileSync(args[0], args.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8' });
+  try {
+    if (run('ip', '-o', 'addr', 'show').includes(LINE_ADDRESSES.near.replace(/\.\d+$/, '.'))) return { refused: `this machine already has an address in ${LINE_ADDRESSES.near}/24` };
+  } catch (error) {
+    return { refused: `cannot run ip (iproute2): ${(error as Error).message.split('\n')[0]}` };
+  }
+  const binary = path.join(dir, 'delay-line');
+  try {
+    run('gcc', '-O2', '-o', binary, path.join(REFERENCES, 'delay-line.c'));
+  } catch (error) {
+    return { refused: `cannot build the delay line with gcc: ${(error as Error).message.split('\n')[0]}` };
+  }
+  const namespace = `anon-stats-bench-${process.pid}`;
+  const [near, far] = [`asb${process.pid % 100000}n`, `asb${process.pid % 100000}f`];
+  const line = spawn(binary, [near, far, String(LINE_ROUND_TRIP_MS / 2)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const stopAll = (receiver?: Receiver) => {
+    receiver?.stop();
+    line.kill();
+    try {
+      run('ip', 'netns', 'delete', namespace);
+    } catch {
+      // never made
+    }
+  };
+  try {
+    const [said] = (await Promise.race([once(line.stdout, 'data'), once(line, 'exit').then(() => ['its exit'])])) as [Buffer | string];
+    if (!String(said).startsWith('ready')) throw new Error(`the delay line did not start (${String(said).trim()})`);
+    run('ip', 'netns', 'add', namespace);
+    run('ip', 'link', 'set', far, 'netns', namespace);
+    run('ip', 'addr', 'add', LINE_ADDRESSES.near, 'peer', LINE_ADDRESSES.far, 'dev', near);
+    run('ip', 'link', 'set', near, 'up');
+    run('ip', '-n', namespace, 'addr', 'add', LINE_ADDRESSES.far, 'peer', LINE_ADDRESSES.near, 'dev', far);
+    run('ip', '-n', namespace, 'link', 'set', far, 'up');
+    run('ip', '-n', namespace, 'link', 'set', 'lo', 'up');
+    const receiver = await startReceiver(tls, LINE_ADDRESSES.far, ['ip', 'netns', 'exec', namespace]);
+    return { receiver, stop: () => stopAll(receiver) };
+  } catch (error) {
+    stopAll();
+    return { refused: `cannot set the delay line up: ${(error as Error).message.split('\n')[0]}` };
+  }
 }
 
 /** Any http(s) URL; and a dotted name ending in a label that starts with a letter (not an IP address). */
@@ -451,6 +516,8 @@ interface Bench {
   receiver: Receiver;
   /** The https: receiver through the delay forwarder, ROUND_TRIP_MS away. */
   farAwayUrl: string;
+  /** The receiver across the delay line, LINE_ROUND_TRIP_MS away, or why there is none. */
+  acrossTheLine: AcrossTheLine;
   /** The bench and its helpers: never a run's leftover. */
   ownPids: Set<number>;
   /** PATH only. */
@@ -577,6 +644,7 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
   const httpPost = row('node:http POST, 2 KB');
   const httpsPost = row('node:https POST, 2 KB');
   const farPost = row(`node:https POST, 2 KB, ${ROUND_TRIP_MS} ms RTT`);
+  const linePost = row(`node:https POST, 2 KB, ${LINE_ROUND_TRIP_MS} ms RTT, delay line`);
   const httpsPostUnverified = row('node:https POST, 2 KB, no CA env, unverified');
   const flushFloor = row(`by hand: read, gzip, POST ${QUEUED_FOR_FLUSH.toLocaleString('en')} queued events, https`);
   const spawnOverhead = row('/bin/true (spawn overhead)');
@@ -607,6 +675,7 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
   // A daemon's stop follows its start, in the state that start left.
   const stopHttps = eventRow('stop, https', httpsPost, GOAL.https);
   const startFarAway = eventRow(`start, https, ${ROUND_TRIP_MS} ms RTT`, farPost, GOAL.farAway);
+  const startAcrossTheLine = eventRow(`start, https, ${LINE_ROUND_TRIP_MS} ms RTT, delay line`, linePost);
   const startHttp = eventRow('start, http', httpPost);
   const optedOut = eventRow('start, opted out (DO_NOT_TRACK=1)', bareNode, GOAL.optedOut);
   const background = eventRow('start --background, receiver hanging', bareNode, GOAL.background);
@@ -670,6 +739,31 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
     ];
   };
 
+  /** Both rows talk to the receiver across the line, whose counts say whether the event got there. */
+  const lineUnits = (): Unit[] => {
+    const line = bench.acrossTheLine;
+    if ('refused' in line) return [cannotRun([linePost, startAcrossTheLine], line.refused)];
+    const url = line.receiver.urls.https;
+    const across = (target: Row, run: (stateDir: string) => Run): Unit => ({
+      rows: [target],
+      async play(measure) {
+        const stateDir = freshStateDir();
+        try {
+          const before = await line.receiver.counts();
+          expectExit(target, measure(target, run(stateDir)));
+          if ((await line.receiver.counts()).https.events - before.https.events < 1) throw new RowBroken(target, 'the receiver across the delay line got no event');
+        } finally {
+          rmSync(stateDir, { recursive: true, force: true });
+        }
+      },
+    });
+    return [
+      across(linePost, () => ({ argv: reference('node-post.cjs', `${url}/capture/`, bench.body), env: caEnv })),
+      // Not a loopback endpoint: the example build's placeholder key is refused there, so a key is given.
+      across(startAcrossTheLine, (state) => ({ argv: product(['start'], state, url), env: { ...caEnv, TELEMETRY_API_KEY: 'phc_bench' } })),
+    ];
+  };
+
   const list: Unit[] = [
     floor(bareNode, () => ({ argv: node('-e', '0'), env: plainEnv })),
     floor(bareNodeCa, () => ({ argv: node('-e', '0'), env: caEnv })),
@@ -685,6 +779,7 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
       { target: stopHttps, run: (state) => ({ argv: product(['stop'], state, https), env: caEnv }), check: sends(stopHttps) },
     ),
     scenario(startFarAway, (state) => ({ argv: product(['start'], state, bench.farAwayUrl), env: caEnv }), sends(startFarAway)),
+    ...lineUnits(),
     scenario(startHttp, (state) => ({ argv: product(['start'], state, receiver.urls.http), env: plainEnv }), sends(startHttp, 'http')),
     scenario(optedOut, (state) => ({ argv: product(['start'], state, https), env: { ...plainEnv, DO_NOT_TRACK: '1' } }), noSend(optedOut)),
     scenario(
@@ -724,7 +819,7 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
     ...shellUnits(),
     floor(undici, () => ({ argv: reference('undici-post.cjs', `${https}/capture/`, bench.body), env: caEnv })),
   ];
-  const floors = [bareNode, bareNodeCa, httpPost, httpsPost, farPost, httpsPostUnverified, spawnOverhead, ...(sampleEvent ? [flushFloor] : [])];
+  const floors = [bareNode, bareNodeCa, httpPost, httpsPost, farPost, httpsPostUnverified, spawnOverhead, ...(sampleEvent ? [flushFloor] : []), ...('receiver' in bench.acrossTheLine ? [linePost] : [])];
   return { floors, units: list };
 }
 
@@ -931,6 +1026,8 @@ async function main(): Promise<void> {
     helpers.push(receiver);
     const forwarder = await startForwarder(receiver);
     helpers.push(forwarder);
+    const acrossTheLine = await startDelayLine(dir, tls);
+    if ('receiver' in acrossTheLine) helpers.push(acrossTheLine);
     const plainEnv: Env = { PATH: process.env.PATH ?? '/usr/bin:/bin' };
     const configDir = path.join(dir, 'config');
     mkdirSync(configDir, { mode: 0o700 });
@@ -939,7 +1036,8 @@ async function main(): Promise<void> {
       dir,
       receiver,
       farAwayUrl: forwarder.url,
-      ownPids: new Set([process.pid, receiver.pid, forwarder.pid]),
+      acrossTheLine,
+      ownPids: new Set([process.pid, receiver.pid, forwarder.pid, ...('receiver' in acrossTheLine ? [acrossTheLine.receiver.pid] : [])]),
       plainEnv,
       caEnv: { ...plainEnv, NODE_EXTRA_CA_CERTS: tls.caFile },
       configDir,
@@ -998,7 +1096,8 @@ the test CA through NODE_EXTRA_CA_CERTS. That makes Node build its root store at
 an https: process does anyway at its first connection (compare the two https: POST floors) and
 node -e 0 never does. flush is divided by its floor, which reads, parses, gzips and POSTs the same
 ${QUEUED_FOR_FLUSH.toLocaleString('en')} files by hand. ${ROUND_TRIP_MS} ms RTT: through a TCP forwarder on 127.0.0.1 that holds every chunk
-${ROUND_TRIP_MS / 2} ms each way. RSS: median peak RSS over the memory rounds (GNU time, from the child's wait4
+${ROUND_TRIP_MS / 2} ms each way. ${LINE_ROUND_TRIP_MS} ms RTT, delay line: every IP packet held ${LINE_ROUND_TRIP_MS / 2} ms each way
+between two TUN devices, the receiver in a network namespace of the bench's own (root only). RSS: median peak RSS over the memory rounds (GNU time, from the child's wait4
 rusage), as a ratio to the same floor's. /bin/true: starting and reaping a process from the bench,
 inside every row.${bench.shellOriginal && 'argv' in bench.shellOriginal ? ` The shell original: ${values['shell-original']}, rewritten to post to the receiver${values['shell-system-info'] ? `, after ${values['shell-system-info']} (its curl failing at once), as the daemon ran them` : ', without the system-info.sh it took its facts from (--shell-system-info)'}.` : ''}
 ${gnuTime ? '' : `Peak memory was not measured: ${GNU_TIME} (Debian's \`time\` package) is missing.\n`}The machine may be shared: run it again before reading much into a few hundredths.`);

@@ -1,7 +1,7 @@
 // The capture receiver of `npm run bench`, in a process of its own so the timing process does
-// no server work while a run is timed. Three servers on 127.0.0.1: https (the certificate
-// whose paths arrive in the first IPC message), http, and one that reads a request and never
-// answers. It answers 200 {"status":1} at once, then counts the events it carried, so counting
+// no server work while a run is timed. Three servers on 127.0.0.1 (or the address the first
+// IPC message names: the far side of the bench's delay line): https (the certificate whose paths
+// arrive in that message), http, and one that reads a request and never answers. It answers 200 {"status":1} at once, then counts the events it carried, so counting
 // costs the client nothing. It exits when the bench disconnects, however the bench ended.
 'use strict';
 const http = require('node:http');
@@ -37,16 +37,16 @@ function answering(counts) {
   };
 }
 
-const listening = (server) => new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve(server.address().port)));
+const listening = (server, host) => new Promise((resolve) => server.listen(0, host, () => resolve(server.address().port)));
 
-process.once('message', async ({ key, cert }) => {
+process.once('message', async ({ key, cert, host = '127.0.0.1' }) => {
   const secure = https.createServer({ key: readFileSync(key), cert: readFileSync(cert) }, answering(received.https));
   const plain = http.createServer(answering(received.http));
   const hanging = http.createServer((req) => {
     received.hanging.requests++;
     req.resume();
   });
-  const ports = { https: await listening(secure), http: await listening(plain), hanging: await listening(hanging) };
+  const ports = { https: await listening(secure, host), http: await listening(plain, host), hanging: await listening(hanging, host) };
   process.on('message', () => process.send({ received }));
   process.send({ ports });
 });
