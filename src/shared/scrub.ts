@@ -23,9 +23,22 @@ type Replacer = (match: string, ...groups: string[]) => string;
  * A pattern, its replacement, and a literal the pattern cannot match without (lower case; looked
  * for in lower case when the pattern ignores case). Where the text lacks that literal the pattern
  * is not run: V8 compiles a pattern on its first run, and these cost the most to compile (the
- * e-mail one ~1.3 ms, all three ~2 ms of a run that sends an event; issue 17).
+ * e-mail one ~1.3 ms, all three ~2 ms of a run that sends an event; issue 17). A pattern given as
+ * a function is built on the first text that holds its literal (which then has no letters): the
+ * e-mail one's Unicode classes cost ~1.5 ms to build, in every scrubber, for texts that mostly
+ * hold no `@`.
  */
-type Pass = [RegExp, string | Replacer, string?];
+type Pass = [RegExp | (() => RegExp), string | Replacer, string?];
+
+/** A pattern built on its first use, once. */
+function builtOnFirstUse(build: () => RegExp): () => RegExp {
+  let pattern: RegExp | undefined;
+  return () => (pattern ??= build());
+}
+
+function patternOf([pattern]: Pass): RegExp {
+  return typeof pattern === 'function' ? pattern() : pattern;
+}
 
 const HEX = '[\\da-f]';
 const SECRET_KEY =
@@ -106,7 +119,8 @@ function looksRandom(run: string): boolean {
  * The passes, in order: whole blocks and key=value forms before the tokens inside them, URLs and
  * e-mail addresses before the names and addresses they contain. Built for each scrubber, not
  * when the module loads: where a browser lacks lookbehind (Safari before 16.4) the dashboard
- * module's createScrubber call fails and is caught, instead of the page's import failing.
+ * module's createScrubber call fails and is caught, instead of the page's import failing. The
+ * e-mail pattern, built on first use, needs nothing the others built here do not.
  */
 function genericPasses(learnUser: (name: string) => void): Pass[] {
   // The name after a home directory is a user's: the names pass looks for it elsewhere too.
@@ -152,7 +166,7 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
       '<token>',
     ],
     [
-      new RegExp(`(?<!${EMAIL_LOCAL})${EMAIL_LOCAL}+@[${WORD_CHAR}](?:[${WORD_CHAR}-]|\\.(?=[${WORD_CHAR}]))*`, 'gu'),
+      builtOnFirstUse(() => new RegExp(`(?<!${EMAIL_LOCAL})${EMAIL_LOCAL}+@[${WORD_CHAR}](?:[${WORD_CHAR}-]|\\.(?=[${WORD_CHAR}]))*`, 'gu')),
       (match) => (/\p{L}/u.test(match.slice(match.indexOf('@'))) ? '<email>' : match),
       '@',
     ],
@@ -201,7 +215,7 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
 }
 
 function mayMatch([pattern, , literal]: Pass, text: string): boolean {
-  return literal === undefined || (pattern.ignoreCase ? text.toLowerCase() : text).includes(literal);
+  return literal === undefined || (typeof pattern !== 'function' && pattern.ignoreCase ? text.toLowerCase() : text).includes(literal);
 }
 
 /** ESC and CSI sequences (colours, cursor moves, titles) go whole; other controls go alone. */
@@ -295,7 +309,7 @@ export function createScrubber(hostNames: readonly string[], userNames: readonly
   });
   return (text) => {
     names = new Map(known);
-    const generic = passes.reduce((result, pass) => (mayMatch(pass, result) ? result.replace(pass[0], pass[1] as string) : result), stripControls(bounded(text)));
+    const generic = passes.reduce((result, pass) => (mayMatch(pass, result) ? result.replace(patternOf(pass), pass[1] as string) : result), stripControls(bounded(text)));
     let maxLabels = 1;
     for (const name of names.keys()) maxLabels = Math.max(maxLabels, name.split('.').length);
     return replaceNames(generic, words, names, maxLabels);
