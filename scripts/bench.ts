@@ -368,14 +368,18 @@ function prepareShellOriginal(file: string, systemInfoFile: string | undefined, 
   return { argv: ['/bin/sh', start] };
 }
 
-/** system-info.sh, copied with a curl that fails at once (see --shell-system-info); or why it may not run. */
-function prepareSystemInfo(file: string, dir: string): { script: string } | { refused: string } {
-  let text: string;
+function readScript(file: string): string | { refused: string } {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch (error) {
     return { refused: `cannot read ${file}: ${(error as Error).message}` };
   }
+}
+
+/** system-info.sh, copied with a curl that fails at once (see --shell-system-info); or why it may not run. */
+function prepareSystemInfo(file: string, dir: string): { script: string } | { refused: string } {
+  const text = readScript(file);
+  if (typeof text !== 'string') return text;
   if (!text.includes('NETDATA_SYSTEM_')) return { refused: `${file} prints no NETDATA_SYSTEM_ facts: not a system-info.sh` };
   const tool = OTHER_NETWORK_TOOL.exec(text)?.[0];
   if (tool) return { refused: `${file} uses ${tool}, which the bench cannot keep on this machine` };
@@ -390,12 +394,8 @@ function prepareSystemInfo(file: string, dir: string): { script: string } | { re
  * only; or why it may not run. Checked before the bench adds its own paths to it.
  */
 function prepareStatisticsScript(file: string, dir: string, receiver: Receiver, caFile: string): { script: string } | { refused: string } {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (error) {
-    return { refused: `cannot read ${file}: ${(error as Error).message}` };
-  }
+  const text = readScript(file);
+  if (typeof text !== 'string') return text;
   if (spawnSync('curl', ['--version'], { stdio: 'ignore' }).status !== 0) return { refused: 'curl is not installed, and the bench times the curl path' };
   if (!text.match(POSTHOG_ORIGIN)) return { refused: `no PostHog URL in ${file}` };
   const local = text.replace(POSTHOG_ORIGIN, receiver.urls.https).replace(HOST_PROPERTY, (_, before: string) => `${before}127.0.0.1"`);
@@ -570,18 +570,18 @@ function expectExit(target: Row, outcome: Outcome): void {
   if (outcome.status !== 0) throw new RowBroken(target, reasonOf(outcome));
 }
 
-async function expectEvents(bench: Bench, target: Row, before: Counts, server: Server, expected: number): Promise<void> {
-  const got = (await bench.receiver.counts())[server].events - before[server].events;
+async function expectEvents(receiver: Receiver, target: Row, before: Counts, server: Server, expected: number): Promise<void> {
+  const got = (await receiver.counts())[server].events - before[server].events;
   if (got < expected) throw new RowBroken(target, `the receiver got ${got} of the ${expected} event(s) it should have`);
 }
 
-async function expectRequests(bench: Bench, target: Row, before: Counts, server: Server, expected: number): Promise<void> {
-  const got = (await bench.receiver.counts())[server].requests - before[server].requests;
+async function expectRequests(receiver: Receiver, target: Row, before: Counts, server: Server, expected: number): Promise<void> {
+  const got = (await receiver.counts())[server].requests - before[server].requests;
   if (got < expected) throw new RowBroken(target, `the receiver got ${got} of the ${expected} request(s) it should have`);
 }
 
-async function expectNothingSent(bench: Bench, target: Row, before: Counts): Promise<void> {
-  const after = await bench.receiver.counts();
+async function expectNothingSent(receiver: Receiver, target: Row, before: Counts): Promise<void> {
+  const after = await receiver.counts();
   const sent = (['https', 'http', 'hanging'] as const).reduce((sum, server) => sum + after[server].requests - before[server].requests, 0);
   if (sent > 0) throw new RowBroken(target, `sent ${sent} request(s) where it should send none`);
 }
@@ -649,15 +649,15 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
   const flushFloor = row(`by hand: read, gzip, POST ${QUEUED_FOR_FLUSH.toLocaleString('en')} queued events, https`);
   const spawnOverhead = row('/bin/true (spawn overhead)');
 
-  /** Rows played one after another in one fresh state dir, each run checked before the next. */
-  const inOneStateDir = (...steps: Step[]): Unit => ({
+  /** Rows played one after another in one fresh state dir, each run checked before the next against what `at` received. */
+  const inOneStateDir = (steps: Step[], at = receiver): Unit => ({
     rows: steps.map((step) => step.target),
     async play(measure) {
       const stateDir = freshStateDir();
       try {
         let previous: Outcome | undefined;
         for (const { target, run, check } of steps) {
-          const before = await receiver.counts();
+          const before = await at.counts();
           const outcome = measure(target, run(stateDir, previous));
           expectExit(target, outcome);
           await check(outcome, before, stateDir);
@@ -668,7 +668,7 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
       }
     },
   });
-  const scenario = (target: Row, run: Step['run'], check: Step['check']): Unit => inOneStateDir({ target, run, check });
+  const scenario = (target: Row, run: Step['run'], check: Step['check'], at = receiver): Unit => inOneStateDir([{ target, run, check }], at);
   const floor = (target: Row, run: () => Run): Unit => ({ rows: [target], play: async (measure) => expectExit(target, measure(target, run())) });
 
   const startHttps = eventRow('start, https', httpsPost, GOAL.https);
@@ -695,8 +695,8 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
   if (bench.shellOriginal) startHttps.alsoVs = [{ floor: shellOriginal, goal: GOAL.shellOriginal }];
   const undici = row('reference: undici POST, https', httpsPost);
 
-  const sends = (target: Row, server: Server = 'https', events = 1) => (_: Outcome, before: Counts) => expectEvents(bench, target, before, server, events);
-  const noSend = (target: Row) => (_: Outcome, before: Counts) => expectNothingSent(bench, target, before);
+  const sends = (target: Row, server: Server = 'https', events = 1, at = receiver) => (_: Outcome, before: Counts) => expectEvents(at, target, before, server, events);
+  const noSend = (target: Row) => (_: Outcome, before: Counts) => expectNothingSent(receiver, target, before);
   const commandStartArgs = ['command-start', '--name', 'converge', '--option', 'repo', '--option', 'dev', '--env-option', 'env'];
 
   const flushUnits = (): Unit[] => {
@@ -733,34 +733,20 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
         async play(measure) {
           const before = await receiver.counts();
           expectExit(shellOriginal, measure(shellOriginal, run));
-          await expectRequests(bench, shellOriginal, before, 'https', 1);
+          await expectRequests(receiver, shellOriginal, before, 'https', 1);
         },
       },
     ];
   };
 
-  /** Both rows talk to the receiver across the line, whose counts say whether the event got there. */
   const lineUnits = (): Unit[] => {
     const line = bench.acrossTheLine;
     if ('refused' in line) return [cannotRun([linePost, startAcrossTheLine], line.refused)];
     const url = line.receiver.urls.https;
-    const across = (target: Row, run: (stateDir: string) => Run): Unit => ({
-      rows: [target],
-      async play(measure) {
-        const stateDir = freshStateDir();
-        try {
-          const before = await line.receiver.counts();
-          expectExit(target, measure(target, run(stateDir)));
-          if ((await line.receiver.counts()).https.events - before.https.events < 1) throw new RowBroken(target, 'the receiver across the delay line got no event');
-        } finally {
-          rmSync(stateDir, { recursive: true, force: true });
-        }
-      },
-    });
     return [
-      across(linePost, () => ({ argv: reference('node-post.cjs', `${url}/capture/`, bench.body), env: caEnv })),
+      floor(linePost, () => ({ argv: reference('node-post.cjs', `${url}/capture/`, bench.body), env: caEnv })),
       // Not a loopback endpoint: the example build's placeholder key is refused there, so a key is given.
-      across(startAcrossTheLine, (state) => ({ argv: product(['start'], state, url), env: { ...caEnv, TELEMETRY_API_KEY: 'phc_bench' } })),
+      scenario(startAcrossTheLine, (state) => ({ argv: product(['start'], state, url), env: { ...caEnv, TELEMETRY_API_KEY: 'phc_bench' } }), sends(startAcrossTheLine, 'https', 1, line.receiver), line.receiver),
     ];
   };
 
@@ -774,10 +760,10 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
     // What starting and reaping any process costs the bench; it is inside every row's time.
     floor(spawnOverhead, () => ({ argv: ['/bin/true'], env: plainEnv })),
     ...flushUnits(),
-    inOneStateDir(
+    inOneStateDir([
       { target: startHttps, run: (state) => ({ argv: product(['start'], state, https), env: caEnv }), check: sends(startHttps) },
       { target: stopHttps, run: (state) => ({ argv: product(['stop'], state, https), env: caEnv }), check: sends(stopHttps) },
-    ),
+    ]),
     scenario(startFarAway, (state) => ({ argv: product(['start'], state, bench.farAwayUrl), env: caEnv }), sends(startFarAway)),
     ...lineUnits(),
     scenario(startHttp, (state) => ({ argv: product(['start'], state, receiver.urls.http), env: plainEnv }), sends(startHttp, 'http')),
@@ -797,13 +783,13 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
       (state) => ({ argv: product(['fatal', '--process', 'bench', '--thread', 'main', '--message', 'a.'.repeat(60_000), '--dry-run'], state, https), env: plainEnv }),
       noSend(fatalDryRun),
     ),
-    inOneStateDir(
+    inOneStateDir([
       {
         target: commandStart,
         run: (state) => ({ argv: product(commandStartArgs, state, https), env: caEnv }),
         check: async (outcome, before) => {
           expectExecutionId(commandStart, outcome.stdout);
-          await expectEvents(bench, commandStart, before, 'https', 1);
+          await expectEvents(receiver, commandStart, before, 'https', 1);
         },
       },
       {
@@ -811,10 +797,10 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
         run: (state, started) => ({ argv: product(['command-end', '--execution-id', expectExecutionId(commandStart, started?.stdout), '--exit-code', '0'], state, https), env: caEnv }),
         check: sends(commandEnd),
       },
-    ),
+    ]),
     scenario(commandStartOptedOut, (state) => ({ argv: product(commandStartArgs, state, https), env: { ...plainEnv, DO_NOT_TRACK: '1' } }), async (outcome, before) => {
       expectExecutionId(commandStartOptedOut, outcome.stdout);
-      await expectNothingSent(bench, commandStartOptedOut, before);
+      await expectNothingSent(receiver, commandStartOptedOut, before);
     }),
     ...shellUnits(),
     floor(undici, () => ({ argv: reference('undici-post.cjs', `${https}/capture/`, bench.body), env: caEnv })),
@@ -1097,7 +1083,8 @@ an https: process does anyway at its first connection (compare the two https: PO
 node -e 0 never does. flush is divided by its floor, which reads, parses, gzips and POSTs the same
 ${QUEUED_FOR_FLUSH.toLocaleString('en')} files by hand. ${ROUND_TRIP_MS} ms RTT: through a TCP forwarder on 127.0.0.1 that holds every chunk
 ${ROUND_TRIP_MS / 2} ms each way. ${LINE_ROUND_TRIP_MS} ms RTT, delay line: every IP packet held ${LINE_ROUND_TRIP_MS / 2} ms each way
-between two TUN devices, the receiver in a network namespace of the bench's own (root only). RSS: median peak RSS over the memory rounds (GNU time, from the child's wait4
+between two TUN devices, the receiver in a network namespace of the bench's own (root only).
+RSS: median peak RSS over the memory rounds (GNU time, from the child's wait4
 rusage), as a ratio to the same floor's. /bin/true: starting and reaping a process from the bench,
 inside every row.${bench.shellOriginal && 'argv' in bench.shellOriginal ? ` The shell original: ${values['shell-original']}, rewritten to post to the receiver${values['shell-system-info'] ? `, after ${values['shell-system-info']} (its curl failing at once), as the daemon ran them` : ', without the system-info.sh it took its facts from (--shell-system-info)'}.` : ''}
 ${gnuTime ? '' : `Peak memory was not measured: ${GNU_TIME} (Debian's \`time\` package) is missing.\n`}The machine may be shared: run it again before reading much into a few hundredths.`);

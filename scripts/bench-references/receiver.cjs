@@ -1,8 +1,9 @@
 // The capture receiver of `npm run bench`, in a process of its own so the timing process does
 // no server work while a run is timed. Three servers on 127.0.0.1 (or the address the first
 // IPC message names: the far side of the bench's delay line): https (the certificate whose paths
-// arrive in that message), http, and one that reads a request and never answers. It answers 200 {"status":1} at once, then counts the events it carried, so counting
-// costs the client nothing. It exits when the bench disconnects, however the bench ended.
+// arrive in that message), http, and one that reads a request and never answers. It answers
+// 200 {"status":1} at once, then counts the events it carried, so counting costs the client
+// nothing. It exits when the bench disconnects, however the bench ended.
 'use strict';
 const http = require('node:http');
 const https = require('node:https');

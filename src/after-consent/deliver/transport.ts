@@ -93,19 +93,13 @@ export function connectEarly(url: URL, proxy: URL | undefined, budgetMs: number)
   // new Promise: a connect that throws at once (bad options, a refused address) is a failed connection too.
   const opened = proxy
     ? openTunnel(proxy, url, signal).then((tunnel) => kept(secure(url, kept(tunnel))))
-    : new Promise<Socket>((resolve, reject) => {
-        const socket = kept(tcp(url));
-        if (url.protocol !== 'https:') return resolve(socket);
+    : new Promise<Socket>((resolve) => resolve(kept(tcp(url)))).then(async (socket) => {
+        if (url.protocol !== 'https:') return socket;
         // TLS is loaded and makes its context only once the SYN is out (the next tick sends it),
         // so the TCP handshake runs meanwhile: Node 18 and 20 parse their ~140 root certificates
         // for the first context, ~20 ms. TLS starts its own handshake when the socket connects.
-        setImmediate(() => {
-          try {
-            resolve(kept(secure(url, socket)));
-          } catch (error) {
-            reject(error);
-          }
-        });
+        await new Promise((turned) => setImmediate(turned));
+        return kept(secure(url, socket));
       });
   opened.catch(() => (failed = true));
   return {
