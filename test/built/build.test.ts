@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { build, dashboardOutfile, DEFAULT_OUTFILE } from '../../scripts/build.ts';
@@ -178,25 +178,49 @@ test("the example build's placeholder key goes to loopback only: elsewhere an ev
 
 test('an opted-out run of the one bundle loads none of the modules that detection, delivery and the background sender need', async (t) => {
   const dir = tempDir(t);
-  const loaded = path.join(dir, 'loaded.txt');
+  const loaded = path.join(dir, 'loaded.json');
   const recorder = path.join(dir, 'record-modules.cjs');
-  // process.moduleLoadList: every internal module Node has loaded in this process, in order.
-  writeFileSync(recorder, `process.on('exit', () => require('node:fs').writeFileSync(${JSON.stringify(loaded)}, process.moduleLoadList.join('\\n')));\n`);
+  // process.moduleLoadList: every internal module Node has loaded in this process, in order, read
+  // before the recorder's own require of node:fs. Module._load sees each require the bundle makes.
+  writeFileSync(
+    recorder,
+    `const Module = require('node:module');
+const load = Module._load;
+const required = new Set();
+Module._load = function (request, ...rest) { required.add(request); return load.call(this, request, ...rest); };
+process.on('exit', () => {
+  const record = JSON.stringify({ modules: process.moduleLoadList, required: [...required] });
+  require('node:fs').writeFileSync(${JSON.stringify(loaded)}, record);
+});
+`,
+  );
   const server = await endpoint(t);
   const args = ['--endpoint', server.url, '--state-dir', path.join(dir, 'state'), '--config-dir', path.join(dir, 'config'), '--root', dir];
-  const modulesOf = async (command: string[], env: Record<string, string>) => {
+  const record = async (command: string[], env: Record<string, string>) => {
     const result = await runBundle([...command, ...args], { ...env, NODE_OPTIONS: `--require ${recorder}` });
     assert.equal(result.code, 0, result.stderr);
-    return readFileSync(loaded, 'utf8').split('\n').filter((line) => /^NativeModule (http|https|net|tls|crypto|zlib|child_process|vm)$/.test(line));
+    const { modules, required } = JSON.parse(readFileSync(loaded, 'utf8')) as { modules: string[]; required: string[] };
+    return { modules: modules.filter((line) => /^NativeModule (http|https|net|tls|crypto|zlib|child_process|vm)$/.test(line)), required };
   };
   for (const command of [['start'], ['start', '--background'], ['command-start', '--name', 'converge']]) {
-    assert.deepEqual(await modulesOf(command, { DO_NOT_TRACK: '1' }), [], command.join(' '));
+    assert.deepEqual((await record(command, { DO_NOT_TRACK: '1' })).modules, [], command.join(' '));
   }
+  // Opted out by a flag or a variable, a run touches no file, so it does not load node:fs, which
+  // on Node 18 loads fs/promises and 30 modules more (src/before-consent/node-fs.ts); nor node:os.
+  for (const [command, env] of [[['stop'], { DISABLE_TELEMETRY: '1' }], [['start', '--disable-telemetry'], {}]] as const) {
+    const { required } = await record([...command], env);
+    assert.deepEqual(required.filter((id) => ['node:fs', 'node:os'].includes(id)), [], command.join(' '));
+  }
+  // The marker is a file: that run loads node:fs, as the recorder shows.
+  mkdirSync(path.join(dir, 'config'));
+  writeFileSync(path.join(dir, 'config/.opt-out-from-anonymous-statistics'), '');
+  assert.ok((await record(['start'], {})).required.includes('node:fs'), 'an opt-out by the marker file reads it');
+  rmSync(path.join(dir, 'config/.opt-out-from-anonymous-statistics'));
   // The recorder sees them where a run goes on: the sender, and the caller that starts one, which
   // needs no crypto to store the event and start the sender (the notice version is built in).
-  const sender = await modulesOf(['start'], {});
+  const sender = (await record(['start'], {})).modules;
   assert.ok(sender.includes('NativeModule http') && sender.includes('NativeModule vm'), sender.join());
-  const caller = await modulesOf(['stop', '--background'], {});
+  const caller = (await record(['stop', '--background'], {})).modules;
   assert.ok(caller.includes('NativeModule child_process') && !caller.includes('NativeModule crypto'), caller.join());
   await server.received(2);
 });

@@ -1,5 +1,4 @@
-import { closeSync, constants, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
-import os from 'node:os';
+import { nodeFs } from '../node-fs.ts';
 import type { Env } from './settings.ts';
 import { uuidV4FromBytes } from '../../shared/uuid.ts';
 import { VENDOR } from './vendor-config.ts';
@@ -78,7 +77,10 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     uuid: randomUuid,
     stdout: stdout.write,
     stderr: (text) => void process.stderr.write(text),
-    platform: () => ({ type: os.type(), release: os.release(), machine: os.machine() }),
+    platform: () => {
+      const os = nodeOs();
+      return { type: os.type(), release: os.release(), machine: os.machine() };
+    },
     vendor: VENDOR,
     toolVersion: typeof TOOL_VERSION === 'string' ? TOOL_VERSION : 'development',
     armDeadline: (ms) =>
@@ -96,15 +98,15 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
     debug: (line) => {
       if (process.env.TELEMETRY_DEBUG) process.stderr.write(`${commandName(VENDOR)}: ${line}\n`);
     },
-    tmpdir: () => os.tmpdir(),
+    tmpdir: () => nodeOs().tmpdir(),
     scriptPath: process.argv[1],
     backgroundChild: Boolean(process.env[BACKGROUND_CHILD]),
     // tty.isatty(2) rather than process.stderr.isTTY, which builds the stream to answer.
     stderrIsTTY: () => (require('node:tty') as typeof import('node:tty')).isatty(2),
-    hostName: () => os.hostname(),
+    hostName: () => nodeOs().hostname(),
     userName: () => {
       try {
-        return os.userInfo().username;
+        return nodeOs().userInfo().username;
       } catch {
         return undefined; // a uid without a passwd entry, as in some containers
       }
@@ -119,6 +121,11 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
   return { ctx, exit };
 }
 
+/** Loaded on first use, as node:fs is (../node-fs.ts): ~0.8M instructions an opted-out run does without. */
+function nodeOs(): typeof import('node:os') {
+  return require('node:os') as typeof import('node:os');
+}
+
 /**
  * A UUID v4 from the kernel's CSPRNG. Loading node:crypto for randomUUID() costs every run
  * ~4 ms (measured with npm run bench); 16 bytes of /dev/urandom cost microseconds.
@@ -127,6 +134,7 @@ function randomUuid(): string {
   let bytes: Buffer;
   try {
     bytes = Buffer.alloc(16);
+    const { closeSync, openSync, readSync } = nodeFs();
     const fd = openSync('/dev/urandom', 'r');
     try {
       if (readSync(fd, bytes, 0, 16, null) !== 16) throw new Error('short read');
@@ -139,7 +147,6 @@ function randomUuid(): string {
   return uuidV4FromBytes(bytes);
 }
 
-const { O_WRONLY, O_NONBLOCK } = constants;
 /** How often a full stdout pipe is tried again; the run's deadline ends the waiting. */
 const STDOUT_RETRY_MS = 10;
 
@@ -158,7 +165,7 @@ function stdoutWriter(): { write: (text: string) => void; whenWritten: (then: ()
     target ??= nonBlockingStdout();
     while (pending.length > 0) {
       try {
-        pending = pending.subarray(writeSync(target, pending));
+        pending = pending.subarray(nodeFs().writeSync(target, pending));
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
           setTimeout(pump, STDOUT_RETRY_MS);
@@ -184,7 +191,8 @@ function stdoutWriter(): { write: (text: string) => void; whenWritten: (then: ()
 
 function nonBlockingStdout(): number {
   try {
-    if (fstatSync(1).isFIFO()) return openSync('/proc/self/fd/1', O_WRONLY | O_NONBLOCK);
+    const { constants, fstatSync, openSync } = nodeFs();
+    if (fstatSync(1).isFIFO()) return openSync('/proc/self/fd/1', constants.O_WRONLY | constants.O_NONBLOCK);
   } catch {
     // no /proc, or fd 1 closed: the blocking descriptor it is
   }
@@ -203,7 +211,7 @@ function isProcessAlive(pid: number): boolean {
   }
   try {
     // The state follows the command name, which is in parentheses and may itself hold them.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = nodeFs().readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
   } catch {
     return true; // no /proc (macOS, FreeBSD): kill(0) is all there is

@@ -1,5 +1,5 @@
-import { closeSync, constants, fstatSync, openSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { nodeFs } from '../node-fs.ts';
 
 /**
  * What the installer chose, kept beside the copy it installed (`anonymous-statistics.json` next
@@ -42,6 +42,7 @@ export function readInstallSettings(scriptPath: string | undefined): InstallSett
 
 /** O_NONBLOCK and a regular file only: nothing put in its place can make a hook wait. */
 function readRegularFile(file: string): string {
+  const { closeSync, constants, fstatSync, openSync, readFileSync } = nodeFs();
   const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     if (!fstatSync(fd).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' });

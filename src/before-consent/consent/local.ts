@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { nodeFs } from '../node-fs.ts';
 
 /**
  * Local-only mode (Go's `gotelemetry local`): events are recorded in the history, never
@@ -14,5 +14,5 @@ export function localOnlyPath(configDir: string): string {
 }
 
 export function isLocalOnly(configDir: string): boolean {
-  return existsSync(localOnlyPath(configDir));
+  return nodeFs().existsSync(localOnlyPath(configDir));
 }

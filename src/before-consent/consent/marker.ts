@@ -1,5 +1,5 @@
-import { mkdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { nodeFs } from '../node-fs.ts';
 import { CommandError } from '../errors.ts';
 import { localOnlyPath, LOCAL_ONLY_TEXT } from './local.ts';
 import { markerPath } from './optout.ts';
@@ -25,7 +25,7 @@ export function chooseLocalOnly(configDir: string): { marker: string; removedOpt
 function createMarker(marker: string, text: string): string {
   try {
     makeDirs(path.dirname(marker));
-    writeFileSync(marker, text, { flag: 'wx', mode: 0o644 });
+    nodeFs().writeFileSync(marker, text, { flag: 'wx', mode: 0o644 });
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw new CommandError(`cannot create ${marker}: ${describe(error)}`);
   }
@@ -35,7 +35,7 @@ function createMarker(marker: string, text: string): string {
 /** Says whether there was one to remove. */
 function removeMarker(marker: string): boolean {
   try {
-    unlinkSync(marker);
+    nodeFs().unlinkSync(marker);
     return true;
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
@@ -51,7 +51,7 @@ function makeDirs(dir: string): void {
   const parts = path.resolve(dir).split('/').filter((part) => part !== '');
   for (let i = 1; i <= parts.length; i++) {
     try {
-      mkdirSync(`/${parts.slice(0, i).join('/')}`, 0o755);
+      nodeFs().mkdirSync(`/${parts.slice(0, i).join('/')}`, 0o755);
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
     }

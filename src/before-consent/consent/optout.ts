@@ -1,5 +1,5 @@
-import { existsSync } from 'node:fs';
 import path from 'node:path';
+import { nodeFs } from '../node-fs.ts';
 import type { Env, Settings } from '../config/settings.ts';
 import { commandName, type OptOutMeaning, type VendorConfig } from '../config/vendor.ts';
 
@@ -46,7 +46,7 @@ export function optOuts(settings: Pick<Settings, 'disableFlag' | 'optOutEnv' | '
   }
   if ((first && found.length > 0) || !withMarker) return found;
   const marker = markerPath(settings.configDir);
-  if (existsSync(marker)) found.push({ mechanism: 'marker', detail: `the marker file ${marker} exists` });
+  if (nodeFs().existsSync(marker)) found.push({ mechanism: 'marker', detail: `the marker file ${marker} exists` });
   return found;
 }
 
