@@ -240,9 +240,9 @@ function usableName(name: string): string | undefined {
  * `-` and `.`, or a dot-separated part of one): a Set lookup per run, so any number of names
  * costs the same. Placeholders already in the text are not names.
  */
-function replaceNames(text: string, words: RegExp, names: ReadonlyMap<string, string>, maxLabels: number): string {
+function replaceNames(text: string, words: () => RegExp, names: ReadonlyMap<string, string>, maxLabels: number): string {
   if (names.size === 0) return text;
-  return text.replace(words, (run, offset: number) => {
+  return text.replace(words(), (run, offset: number) => {
     if (text[offset - 1] === '<' && text[offset + run.length] === '>') return run;
     const whole = names.get(run.toLowerCase());
     if (whole) return whole;
@@ -301,8 +301,10 @@ export function createScrubber(hostNames: readonly string[], userNames: readonly
   // The names learned from one text's home paths, for that text only: the output of one value
   // never depends on which values were scrubbed before it.
   let names = known;
-  // Compiled here, not as a literal: a browser without Unicode property escapes fails this call, not the module's import.
-  const words = new RegExp(`[${WORD_CHAR}_.-]+`, 'gu');
+  // Built on the first text with a name to look for: its Unicode classes cost ~0.5 ms to build,
+  // and system values, scrubbed with no names, never need it. Not a literal, so a browser
+  // without Unicode property escapes fails a call, not the module's import.
+  const words = builtOnFirstUse(() => new RegExp(`[${WORD_CHAR}_.-]+`, 'gu'));
   const passes = genericPasses((name) => {
     const usable = usableName(name);
     if (usable && !names.has(usable)) names.set(usable, '<user>');
