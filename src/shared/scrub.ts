@@ -17,6 +17,7 @@
  * or followed by a pre-release or build suffix (`1.2.3.4-rc1`, `1.2.3.4+deb12`, `1.2.3.4~b1`).
  * `10.0.19045.2965` is no address (19045 > 255); a bare `1.2.3.4` is one.
  */
+import { onFirstUse } from './first-use.ts';
 
 type Replacer = (match: string, ...groups: string[]) => string;
 /**
@@ -29,12 +30,6 @@ type Replacer = (match: string, ...groups: string[]) => string;
  * hold no `@`.
  */
 type Pass = [RegExp | (() => RegExp), string | Replacer, string?];
-
-/** A pattern built on its first use, once. */
-function builtOnFirstUse(build: () => RegExp): () => RegExp {
-  let pattern: RegExp | undefined;
-  return () => (pattern ??= build());
-}
 
 function patternOf([pattern]: Pass): RegExp {
   return typeof pattern === 'function' ? pattern() : pattern;
@@ -166,7 +161,7 @@ function genericPasses(learnUser: (name: string) => void): Pass[] {
       '<token>',
     ],
     [
-      builtOnFirstUse(() => new RegExp(`(?<!${EMAIL_LOCAL})${EMAIL_LOCAL}+@[${WORD_CHAR}](?:[${WORD_CHAR}-]|\\.(?=[${WORD_CHAR}]))*`, 'gu')),
+      onFirstUse(() => new RegExp(`(?<!${EMAIL_LOCAL})${EMAIL_LOCAL}+@[${WORD_CHAR}](?:[${WORD_CHAR}-]|\\.(?=[${WORD_CHAR}]))*`, 'gu')),
       (match) => (/\p{L}/u.test(match.slice(match.indexOf('@'))) ? '<email>' : match),
       '@',
     ],
@@ -304,7 +299,7 @@ export function createScrubber(hostNames: readonly string[], userNames: readonly
   // Built on the first text with a name to look for: its Unicode classes cost ~0.5 ms to build,
   // and system values, scrubbed with no names, never need it. Not a literal, so a browser
   // without Unicode property escapes fails a call, not the module's import.
-  const words = builtOnFirstUse(() => new RegExp(`[${WORD_CHAR}_.-]+`, 'gu'));
+  const words = onFirstUse(() => new RegExp(`[${WORD_CHAR}_.-]+`, 'gu'));
   const passes = genericPasses((name) => {
     const usable = usableName(name);
     if (usable && !names.has(usable)) names.set(usable, '<user>');

@@ -206,7 +206,7 @@ process.on('exit', () => {
     assert.deepEqual((await record(command, { DO_NOT_TRACK: '1' })).modules, [], command.join(' '));
   }
   // Opted out by a flag or a variable, a run touches no file, so it does not load node:fs, which
-  // on Node 18 loads fs/promises and 30 modules more (src/before-consent/node-fs.ts); nor node:os.
+  // on Node 18 loads fs/promises and 30 modules more (src/before-consent/node-builtins.ts); nor node:os.
   for (const [command, env] of [[['stop'], { DISABLE_TELEMETRY: '1' }], [['start', '--disable-telemetry'], {}]] as const) {
     const { required } = await record([...command], env);
     assert.deepEqual(required.filter((id) => ['node:fs', 'node:os'].includes(id)), [], command.join(' '));

@@ -1,4 +1,4 @@
-import { nodeFs } from '../node-fs.ts';
+import { nodeFs, nodeOs } from '../node-builtins.ts';
 import type { Env } from './settings.ts';
 import { uuidV4FromBytes } from '../../shared/uuid.ts';
 import { VENDOR } from './vendor-config.ts';
@@ -119,11 +119,6 @@ export function createContext(): { ctx: Context; exit: (code: number) => void } 
   };
   const exit = (code: number) => stdout.whenWritten(() => process.exit(code));
   return { ctx, exit };
-}
-
-/** Loaded on first use, as node:fs is (../node-fs.ts): ~0.8M instructions an opted-out run does without. */
-function nodeOs(): typeof import('node:os') {
-  return require('node:os') as typeof import('node:os');
 }
 
 /**

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { nodeFs } from '../node-fs.ts';
+import { nodeFs } from '../node-builtins.ts';
 
 /**
  * What the installer chose, kept beside the copy it installed (`anonymous-statistics.json` next

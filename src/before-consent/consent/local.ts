@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { nodeFs } from '../node-fs.ts';
+import { nodeFs } from '../node-builtins.ts';
 
 /**
  * Local-only mode (Go's `gotelemetry local`): events are recorded in the history, never

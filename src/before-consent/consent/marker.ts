@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { nodeFs } from '../node-fs.ts';
+import { nodeFs } from '../node-builtins.ts';
 import { CommandError } from '../errors.ts';
 import { localOnlyPath, LOCAL_ONLY_TEXT } from './local.ts';
 import { markerPath } from './optout.ts';

@@ -1,5 +1,5 @@
 import path from 'node:path';
-import { nodeFs } from '../node-fs.ts';
+import { nodeFs } from '../node-builtins.ts';
 import type { Env, Settings } from '../config/settings.ts';
 import { commandName, type OptOutMeaning, type VendorConfig } from '../config/vendor.ts';
 
