@@ -261,9 +261,11 @@ test('a claim whose sender is a zombie (killed, never reaped: a container withou
   const server = await endpoint(t);
   const { state, args } = setup(t);
   const [uuid] = plant(state, 7, 1);
-  // sh starts a child that exits at once, then becomes a process that never reaps it.
+  // A parent that never reaps its child, which exits at once. Not sh's `sleep 0 & ...; exec sleep`:
+  // sh could reap the child before its exec, and the test then read a /proc entry that was gone.
+  // Perl is Debian's perl-base, on every system.
   const { spawn } = await import('node:child_process');
-  const holder = spawn('/bin/sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  const holder = spawn('perl', ['-e', '$| = 1; my $child = fork() // die; exit 0 if $child == 0; print "$child\\n"; sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
   t.after(() => holder.kill('SIGKILL'));
   const zombie = Number(await new Promise<string>((resolve) => holder.stdout.once('data', (data) => resolve(String(data).trim()))));
   for (const deadline = Date.now() + 5000; Date.now() < deadline && !/\) Z /.test(readFileSync(`/proc/${zombie}/stat`, 'utf8')); ) await new Promise((resolve) => setImmediate(resolve));
