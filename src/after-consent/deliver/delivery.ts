@@ -179,7 +179,7 @@ export async function deliverNew(delivery: Delivery, event: OutboxEvent): Promis
   ctx.atDeadline(() => release(outbox, item));
   try {
     const status = await postWithRetries(delivery, request);
-    removeClaimed(item);
+    removeClaimed(outbox, [item]);
     delivery.report.wire.push(...request.logged);
     delivery.report.receiver.push({ took: true });
     outcome = { kind: 'sent', reason: 'delivered', status };
@@ -288,7 +288,7 @@ function sendable(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<s
   return items.filter((item) => {
     const refusal = flush.sink.problem(item.event, delivery.ctx.now());
     if (refusal === undefined) return true;
-    removeClaimed(item);
+    removeClaimed(delivery.outbox, [item]);
     unsent.delete(item.file);
     flush.result.dropped++;
     noted(delivery, [item.event], { kind: 'dropped', reason: `${flush.sink.name} would not take it (${refusal})` });
@@ -310,7 +310,7 @@ function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Ite
     return;
   }
   for (const { item, error } of flush.refusedAlone) {
-    removeClaimed(item);
+    removeClaimed(delivery.outbox, [item]);
     unsent.delete(item.file);
     flush.result.dropped++;
     noted(delivery, [item.event], { kind: 'dropped', reason: `the receiver refused it alone, and took others (${describe(error)})`, status: (error as HttpError).status });
@@ -321,10 +321,8 @@ function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Ite
 
 
 function delivered(delivery: Delivery, items: Item[], request: SinkRequest, flush: Flush, unsent: Map<string, Item>, status: number, reason: string): void {
-  for (const item of items) {
-    removeClaimed(item);
-    unsent.delete(item.file);
-  }
+  removeClaimed(delivery.outbox, items);
+  for (const item of items) unsent.delete(item.file);
   delivery.report.wire.push(...request.logged);
   flush.result.sent += items.length;
   delivery.report.receiver.push({ took: true });

@@ -1,4 +1,5 @@
 import { closeSync, constants, fstatSync, lstatSync, opendirSync, openSync, readSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { O_PATH } from '../fs-flags.ts';
 
 /**
  * File handling for the state dir. Every file is 0600 and opened with O_NOFOLLOW (a planted
@@ -7,7 +8,7 @@ import { closeSync, constants, fstatSync, lstatSync, opendirSync, openSync, read
  * landed: a short write (full disk, RLIMIT_FSIZE) throws, and the file is never renamed into place.
  */
 
-const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_NONBLOCK } = constants;
+const { O_RDONLY, O_WRONLY, O_CREAT, O_EXCL, O_APPEND, O_NOFOLLOW, O_NONBLOCK, O_DIRECTORY } = constants;
 
 /** What a state file may hold at most; a larger one is somebody else's doing. */
 const MAX_STATE_FILE_BYTES = 4 * 1024 * 1024;
@@ -143,4 +144,43 @@ export function listNames(dir: string, pattern: RegExp, max: number): string[] {
     // see above
   }
   return names.sort();
+}
+
+const THROUGH_PROC = '/proc/self/fd/';
+
+/**
+ * Runs `work` with the working dir borrowed: in `dir`, an opened folder (`/proc/self/fd/N`), so
+ * the names `work` passes through `at` are found by the kernel from that folder, as openat
+ * would: a flush's thousand claims, reads and deletes then skip resolving /proc/self/fd/N for
+ * each, and still reach nothing but a name in the opened folder. `work` must be synchronous: no
+ * other code of the run ever sees the borrowed dir. Where the working dir could not be found
+ * again (no /proc: the folder is a checked path; or a working dir we may not search), `at`
+ * gives the whole path and nothing is borrowed.
+ */
+export function workingIn<T>(dir: string, work: (at: (name: string) => string) => T): T {
+  const returnTo = borrowWorkingDir(dir);
+  if (returnTo === undefined) return work((name) => `${dir}/${name}`);
+  try {
+    return work((name) => name);
+  } finally {
+    try {
+      process.chdir(`${THROUGH_PROC}${returnTo}`);
+    } finally {
+      closeSync(returnTo);
+    }
+  }
+}
+
+/** Moves into `dir`; returns a descriptor of the working dir to come back to, or undefined where it stayed. */
+function borrowWorkingDir(dir: string): number | undefined {
+  if (O_PATH === 0 || !dir.startsWith(THROUGH_PROC)) return undefined;
+  let returnTo: number | undefined;
+  try {
+    returnTo = openSync('.', O_PATH | O_DIRECTORY);
+    process.chdir(dir);
+    return returnTo;
+  } catch {
+    if (returnTo !== undefined) closeSync(returnTo);
+    return undefined;
+  }
 }

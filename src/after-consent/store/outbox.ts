@@ -1,6 +1,6 @@
 import { lstatSync, renameSync } from 'node:fs';
 import { UUID_PATTERN } from '../../shared/uuid.ts';
-import { errorCode, listNames, readOwnFile, removeFile, writeNew } from './files.ts';
+import { errorCode, listNames, readOwnFile, removeFile, workingIn, writeNew } from './files.ts';
 import { openFolder, type StateDir } from './state-dir.ts';
 
 /**
@@ -34,6 +34,8 @@ export interface Stored {
 export interface Item extends Stored {
   /** Its file in cur/, claimed by us. */
   file: string;
+  /** That file's name in cur/. */
+  claim: string;
   name: string;
   /** The stored text's size in bytes. */
   bytes: number;
@@ -133,9 +135,10 @@ export function store(outbox: Outbox, event: OutboxEvent, body = JSON.stringify(
 export function storeClaimed(outbox: Outbox, event: OutboxEvent, body: string, pid: number, now: number): Item {
   const name = itemName(event);
   const temporary = writeTmp(outbox, name, body);
-  const file = inFolder(outbox, 'cur', claimName(name, pid, now));
+  const claim = claimName(name, pid, now);
+  const file = inFolder(outbox, 'cur', claim);
   renameSync(temporary, file);
-  return { file, name, event, text: body, bytes: Buffer.byteLength(body) };
+  return { file, claim, name, event, text: body, bytes: Buffer.byteLength(body) };
 }
 
 /**
@@ -160,8 +163,10 @@ function claimName(name: string, pid: number, now: number): string {
 }
 
 /** Sent, or refused for good: gone. */
-export function removeClaimed(item: Item): void {
-  removeFile(item.file);
+export function removeClaimed(outbox: Outbox, items: readonly Pick<Item, 'claim'>[]): void {
+  workingIn(folder(outbox, 'cur'), (inCur) => {
+    for (const { claim } of items) removeFile(inCur(claim));
+  });
 }
 
 /** Not sent this time: back in new/ for a later run. False when the claim was lost meanwhile. */
@@ -221,32 +226,34 @@ export function claimWithinCaps(outbox: Outbox, pid: number, now: number, max: n
 }
 
 function claimNames(outbox: Outbox, names: readonly string[], pid: number, now: number, max: number): Claim {
-  const items: Item[] = [];
-  let corrupt = 0;
-  let unclaimable: string | undefined;
-  for (const name of names) {
-    if (items.length >= max) break;
-    const file = inFolder(outbox, 'cur', claimName(name, pid, now));
-    try {
-      renameSync(inFolder(outbox, 'new', name), file);
-    } catch (error) {
-      // ENOENT: another sender claimed it first; anything else (EROFS, EACCES): none can be claimed.
-      if (errorCode(error) !== 'ENOENT') unclaimable = errorCode(error);
-      continue;
-    }
-    try {
-      const text = readOwnFile(file, outbox.uid);
-      items.push({ file, name, event: parseEvent(text), text, bytes: Buffer.byteLength(text) });
-    } catch {
-      corrupt++;
+  return workingIn(folder(outbox, 'cur'), (inCur) => {
+    const items: Item[] = [];
+    let corrupt = 0;
+    let unclaimable: string | undefined;
+    for (const name of names) {
+      if (items.length >= max) break;
+      const claim = claimName(name, pid, now);
       try {
-        renameSync(file, inFolder(outbox, 'corrupt', name));
+        renameSync(inFolder(outbox, 'new', name), inCur(claim));
+      } catch (error) {
+        // ENOENT: another sender claimed it first; anything else (EROFS, EACCES): none can be claimed.
+        if (errorCode(error) !== 'ENOENT') unclaimable = errorCode(error);
+        continue;
+      }
+      try {
+        const text = readOwnFile(inCur(claim), outbox.uid);
+        items.push({ file: inFolder(outbox, 'cur', claim), claim, name, event: parseEvent(text), text, bytes: Buffer.byteLength(text) });
       } catch {
-        removeFile(file);
+        corrupt++;
+        try {
+          renameSync(inCur(claim), inFolder(outbox, 'corrupt', name));
+        } catch {
+          removeFile(inCur(claim));
+        }
       }
     }
-  }
-  return { items, corrupt, ...(unclaimable === undefined ? {} : { unclaimable }) };
+    return { items, corrupt, ...(unclaimable === undefined ? {} : { unclaimable }) };
+  });
 }
 
 function parseEvent(text: string): OutboxEvent {
