@@ -678,7 +678,9 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
   const startAcrossTheLine = eventRow(`start, https, ${LINE_ROUND_TRIP_MS} ms RTT, delay line`, linePost);
   const startHttp = eventRow('start, http', httpPost);
   const optedOut = eventRow('start, opted out (DO_NOT_TRACK=1)', bareNode, GOAL.optedOut);
-  const background = eventRow('start --background, receiver hanging', bareNode, GOAL.background);
+  const spawnDetached = row('reference: spawn a detached node -e 0, nothing else', bareNode);
+  // Node's own floor for a caller: the goal is a ratio to node -e 0, this says how much of it Node takes.
+  const background = { ...eventRow('start --background, receiver hanging', bareNode, GOAL.background), alsoVs: [{ floor: spawnDetached }] };
   const flush: Row = {
     ...row(`flush of ${QUEUED_FOR_FLUSH.toLocaleString('en')} queued events, https`, flushFloor, GOAL.flush),
     memoryGoal: MEMORY_GOAL.flush,
@@ -696,6 +698,11 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
   const undici = row('reference: undici POST, https', httpsPost);
 
   const sends = (target: Row, server: Server = 'https', events = 1, at = receiver) => (_: Outcome, before: Counts) => expectEvents(at, target, before, server, events);
+  /** Waits (untimed) for the run's detached child, found by the state dir on its command line or in its environment. */
+  const detachedChildEnded = (target: Row) => async (_: Outcome, __: Counts, state: string) => {
+    const killed = await settle(state, bench.ownPids);
+    if (killed.length > 0) throw new RowBroken(target, `its detached child was still running ${SETTLE_LIMIT_MS / 1000} s later (killed ${killed.join(', ')})`);
+  };
   const noSend = (target: Row) => (_: Outcome, before: Counts) => expectNothingSent(receiver, target, before);
   const commandStartArgs = ['command-start', '--name', 'converge', '--option', 'repo', '--option', 'dev', '--env-option', 'env'];
 
@@ -772,10 +779,12 @@ function units(bench: Bench, setup: NodeSetup): { floors: Row[]; units: Unit[] }
       background,
       // The caller never connects, so plain http: keeps its environment that of `node -e 0`.
       (state) => ({ argv: product(['start', '--background', '--timeout', String(BACKGROUND_TIMEOUT_MS)], state, receiver.urls.hanging), env: plainEnv }),
-      async (_, __, state) => {
-        const killed = await settle(state, bench.ownPids);
-        if (killed.length > 0) throw new RowBroken(background, `its detached child was still running ${SETTLE_LIMIT_MS / 1000} s later (killed ${killed.join(', ')})`);
-      },
+      detachedChildEnded(background),
+    ),
+    scenario(
+      spawnDetached,
+      (state) => ({ argv: reference('spawn-detached.cjs', state), env: plainEnv }),
+      detachedChildEnded(spawnDetached),
     ),
     scenario(dryRun, (state) => ({ argv: product(['start', '--dry-run'], state, https), env: plainEnv }), noSend(dryRun)),
     scenario(
