@@ -267,7 +267,8 @@ async function startForwarder(receiver: Receiver): Promise<Helper & { url: strin
 }
 
 /** The receiver across the delay line, or why there is none. */
-type AcrossTheLine = { receiver: Receiver; stop(): void } | { refused: string };
+/** `pids`: its processes (the line and the receiver), which the end of the bench must not take for a run's leftovers. */
+type AcrossTheLine = { receiver: Receiver; pids: number[]; stop(): void } | { refused: string };
 
 /**
  * A receiver LINE_ROUND_TRIP_MS away, handshakes included: bench-references/delay-line.c (built
@@ -311,7 +312,7 @@ async function startDelayLine(dir: string, tls: { key: string; cert: string }): 
     run('ip', '-n', namespace, 'link', 'set', far, 'up');
     run('ip', '-n', namespace, 'link', 'set', 'lo', 'up');
     const receiver = await startReceiver(tls, LINE_ADDRESSES.far, ['ip', 'netns', 'exec', namespace]);
-    return { receiver, stop: () => stopAll(receiver) };
+    return { receiver, pids: [receiver.pid, line.pid!], stop: () => stopAll(receiver) };
   } catch (error) {
     stopAll();
     return { refused: `cannot set the delay line up: ${(error as Error).message.split('\n')[0]}` };
@@ -1032,7 +1033,7 @@ async function main(): Promise<void> {
       receiver,
       farAwayUrl: forwarder.url,
       acrossTheLine,
-      ownPids: new Set([process.pid, receiver.pid, forwarder.pid, ...('receiver' in acrossTheLine ? [acrossTheLine.receiver.pid] : [])]),
+      ownPids: new Set([process.pid, receiver.pid, forwarder.pid, ...('receiver' in acrossTheLine ? acrossTheLine.pids : [])]),
       plainEnv,
       caEnv: { ...plainEnv, NODE_EXTRA_CA_CERTS: tls.caFile },
       configDir,
