@@ -959,6 +959,25 @@ function formatTable(sections: { node: NodeUnderTest; results: RowResult[] }[]):
     .join('\n');
 }
 
+/**
+ * --rows: the units that play a row whose name holds one of `names` (any case), and the units
+ * that play the rows those are divided by. A unit is kept whole (`stop` runs in the state dir
+ * `start` left).
+ */
+function unitsPlaying(all: Unit[], names: readonly string[]): Unit[] {
+  const needed = new Set<Row>();
+  const need = (target: Row) => {
+    if (needed.has(target)) return;
+    needed.add(target);
+    if (target.floor) need(target.floor);
+    for (const { floor } of target.alsoVs ?? []) need(floor);
+  };
+  const wanted = names.map((name) => name.toLowerCase());
+  for (const target of all.flatMap((unit) => unit.rows)) if (wanted.some((name) => target.name.toLowerCase().includes(name))) need(target);
+  if (needed.size === 0) throw new Error(`--rows: no row is named with ${names.map((name) => JSON.stringify(name)).join(' or ')}`);
+  return all.filter((unit) => unit.rows.some((target) => needed.has(target)));
+}
+
 function positiveCount(text: string, option: string, min: number): number {
   const value = Number(text);
   if (!Number.isInteger(value) || value < min || value > 1000) throw new Error(`${option} must be a whole number from ${min} to 1000, got "${text}"`);
@@ -992,6 +1011,7 @@ async function main(): Promise<void> {
       node: { type: 'string', multiple: true },
       'shell-original': { type: 'string' },
       'shell-system-info': { type: 'string' },
+      rows: { type: 'string', multiple: true },
     },
   });
   const bundlePath = path.resolve(values.bundle);
@@ -1044,7 +1064,10 @@ async function main(): Promise<void> {
           : prepareShellOriginal(path.resolve(values['shell-original']), values['shell-system-info'] && path.resolve(values['shell-system-info']), dir, receiver, tls.caFile),
     };
 
-    const sections = nodes.map((node, index) => ({ node, ...units(bench, prepareNode(bench, node, index)) }));
+    const sections = nodes.map((node, index) => {
+      const made = units(bench, prepareNode(bench, node, index));
+      return { node, floors: made.floors, units: values.rows ? unitsPlaying(made.units, values.rows) : made.units };
+    });
     const floors = sections.flatMap((section) => section.floors);
     const all = sections.flatMap((section) => section.units);
     const loadBefore = os.loadavg()[0];
