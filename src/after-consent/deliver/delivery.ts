@@ -240,8 +240,8 @@ export async function flushOutbox(delivery: Delivery, { manual }: { manual: bool
       break;
     }
     // By file: the items as claimed.
-    const unsent = new Map(items.map((item) => [item.file, item]));
-    const releaseUnsent = () => unsent.forEach((item) => unsent.delete(item.file) && release(outbox, item));
+    const unsent = new Map(items.map((item) => [item.claim, item]));
+    const releaseUnsent = () => unsent.forEach((item) => unsent.delete(item.claim) && release(outbox, item));
     ctx.atDeadline(releaseUnsent);
     for (const batch of batches(sendable(delivery, items, flush, unsent), flush.sink)) {
       if (result.error !== undefined || remainingMs(delivery) <= 0) break;
@@ -289,7 +289,7 @@ function sendable(delivery: Delivery, items: Item[], flush: Flush, unsent: Map<s
     const refusal = flush.sink.problem(item.event, delivery.ctx.now());
     if (refusal === undefined) return true;
     removeClaimed(delivery.outbox, [item]);
-    unsent.delete(item.file);
+    unsent.delete(item.claim);
     flush.result.dropped++;
     noted(delivery, [item.event], { kind: 'dropped', reason: `${flush.sink.name} would not take it (${refusal})` });
     return false;
@@ -311,7 +311,7 @@ function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Ite
   }
   for (const { item, error } of flush.refusedAlone) {
     removeClaimed(delivery.outbox, [item]);
-    unsent.delete(item.file);
+    unsent.delete(item.claim);
     flush.result.dropped++;
     noted(delivery, [item.event], { kind: 'dropped', reason: `the receiver refused it alone, and took others (${describe(error)})`, status: (error as HttpError).status });
     delivery.ctx.debug(`dropped ${item.event.uuid}: the receiver refused it (${describe(error)})`);
@@ -322,7 +322,7 @@ function settleRefused(delivery: Delivery, flush: Flush, unsent: Map<string, Ite
 
 function delivered(delivery: Delivery, items: Item[], request: SinkRequest, flush: Flush, unsent: Map<string, Item>, status: number, reason: string): void {
   removeClaimed(delivery.outbox, items);
-  for (const item of items) unsent.delete(item.file);
+  for (const item of items) unsent.delete(item.claim);
   delivery.report.wire.push(...request.logged);
   flush.result.sent += items.length;
   delivery.report.receiver.push({ took: true });

@@ -153,12 +153,13 @@ const THROUGH_PROC = '/proc/self/fd/';
  * the names `work` passes through `at` are found by the kernel from that folder, as openat
  * would: a flush's thousand claims, reads and deletes then skip resolving /proc/self/fd/N for
  * each, and still reach nothing but a name in the opened folder. `work` must be synchronous: no
- * other code of the run ever sees the borrowed dir. Where the working dir could not be found
- * again (no /proc: the folder is a checked path; or a working dir we may not search), `at`
- * gives the whole path and nothing is borrowed.
+ * other code of the run ever sees the borrowed dir. `files`: how many files `work` handles;
+ * borrowing resolves /proc twice (there and back), so for one file or none it is not done.
+ * Where nothing is borrowed, or the working dir could not be found again (no /proc: the folder
+ * is a checked path; or a working dir we may not search), `at` gives the whole path.
  */
-export function workingIn<T>(dir: string, work: (at: (name: string) => string) => T): T {
-  const returnTo = borrowWorkingDir(dir);
+export function workingIn<T>(dir: string, files: number, work: (at: (name: string) => string) => T): T {
+  const returnTo = files > 1 ? borrowWorkingDir(dir) : undefined;
   if (returnTo === undefined) return work((name) => `${dir}/${name}`);
   try {
     return work((name) => name);

@@ -32,9 +32,7 @@ export interface Stored {
 }
 
 export interface Item extends Stored {
-  /** Its file in cur/, claimed by us. */
-  file: string;
-  /** That file's name in cur/. */
+  /** Its file's name in cur/, claimed by us. */
   claim: string;
   name: string;
   /** The stored text's size in bytes. */
@@ -136,9 +134,8 @@ export function storeClaimed(outbox: Outbox, event: OutboxEvent, body: string, p
   const name = itemName(event);
   const temporary = writeTmp(outbox, name, body);
   const claim = claimName(name, pid, now);
-  const file = inFolder(outbox, 'cur', claim);
-  renameSync(temporary, file);
-  return { file, claim, name, event, text: body, bytes: Buffer.byteLength(body) };
+  renameSync(temporary, inFolder(outbox, 'cur', claim));
+  return { claim, name, event, text: body, bytes: Buffer.byteLength(body) };
 }
 
 /**
@@ -149,8 +146,9 @@ export function storeClaimed(outbox: Outbox, event: OutboxEvent, body: string, p
 export function finishClaimed(outbox: Outbox, item: Item, finished: OutboxEvent): boolean {
   const name = itemName(finished);
   try {
-    renameSync(writeTmp(outbox, name, JSON.stringify(finished)), item.file);
-    renameSync(item.file, inFolder(outbox, 'new', name));
+    const file = inFolder(outbox, 'cur', item.claim);
+    renameSync(writeTmp(outbox, name, JSON.stringify(finished)), file);
+    renameSync(file, inFolder(outbox, 'new', name));
     return true;
   } catch {
     return false;
@@ -164,15 +162,15 @@ function claimName(name: string, pid: number, now: number): string {
 
 /** Sent, or refused for good: gone. */
 export function removeClaimed(outbox: Outbox, items: readonly Pick<Item, 'claim'>[]): void {
-  workingIn(folder(outbox, 'cur'), (inCur) => {
+  workingIn(folder(outbox, 'cur'), items.length, (inCur) => {
     for (const { claim } of items) removeFile(inCur(claim));
   });
 }
 
 /** Not sent this time: back in new/ for a later run. False when the claim was lost meanwhile. */
-export function release(outbox: Outbox, item: Pick<Item, 'file' | 'name'>): boolean {
+export function release(outbox: Outbox, item: Pick<Item, 'claim' | 'name'>): boolean {
   try {
-    renameSync(item.file, inFolder(outbox, 'new', item.name));
+    renameSync(inFolder(outbox, 'cur', item.claim), inFolder(outbox, 'new', item.name));
     return true;
   } catch {
     return false;
@@ -221,12 +219,12 @@ export function claimWithinCaps(outbox: Outbox, pid: number, now: number, max: n
   let bytes = claim.items.reduce((sum, item) => sum + item.bytes, 0);
   let over = 0;
   while (bytes > OUTBOX_MAX_BYTES) bytes -= claim.items[over++].bytes;
-  const dropped = claim.items.splice(0, over).filter((item) => removeFile(item.file)).length;
+  const dropped = claim.items.splice(0, over).filter((item) => removeFile(inFolder(outbox, 'cur', item.claim))).length;
   return { ...claim, dropped };
 }
 
 function claimNames(outbox: Outbox, names: readonly string[], pid: number, now: number, max: number): Claim {
-  return workingIn(folder(outbox, 'cur'), (inCur) => {
+  return workingIn(folder(outbox, 'cur'), Math.min(names.length, max), (inCur) => {
     const items: Item[] = [];
     let corrupt = 0;
     let unclaimable: string | undefined;
@@ -242,7 +240,7 @@ function claimNames(outbox: Outbox, names: readonly string[], pid: number, now: 
       }
       try {
         const text = readOwnFile(inCur(claim), outbox.uid);
-        items.push({ file: inFolder(outbox, 'cur', claim), claim, name, event: parseEvent(text), text, bytes: Buffer.byteLength(text) });
+        items.push({ claim, name, event: parseEvent(text), text, bytes: Buffer.byteLength(text) });
       } catch {
         corrupt++;
         try {
@@ -278,7 +276,7 @@ export function recoverAbandoned(outbox: Outbox, now: number, isAlive: (pid: num
     const [, name, pid, at] = CLAIM.exec(claimed) as RegExpExecArray;
     const age = now - Number(at);
     if (isAlive(Number(pid)) && age < ABANDONED_MS && age > -ABANDONED_MS) continue;
-    if (release(outbox, { file: inFolder(outbox, 'cur', claimed), name })) recovered++;
+    if (release(outbox, { claim: claimed, name })) recovered++;
   }
   for (const name of list(folder(outbox, 'tmp'), TEMPORARY)) {
     const file = inFolder(outbox, 'tmp', name);
